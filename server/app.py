@@ -1,0 +1,99 @@
+"""The application factory: configuration, storage, the exporter, views and error handlers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask
+from flask import Response
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+from server.config import Config
+from server.errors import KuberpultError
+from server.exporter import Exporter
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+# Kuberpult caps the multipart body at 12 MiB.
+MAX_BODY_BYTES = 12 * 1024 * 1024
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app; ``config`` defaults to the one read from the environment."""
+    config = config or Config.from_env()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        # Manifests may arrive as text parts too, so text parts get the whole body's limit.
+        MAX_FORM_MEMORY_SIZE=MAX_BODY_BYTES,
+        MAX_FORM_PARTS=250,
+    )
+    exporter = Exporter(config)
+    app.extensions["kuberpult.config"] = config
+    app.extensions["kuberpult.exporter"] = exporter
+
+    store = Store(config.database_path)
+    try:
+        store.migrate()
+        exporter.prepare(store)
+    finally:
+        store.close()
+
+    from server import api
+
+    app.register_blueprint(api.bp)
+    app.teardown_appcontext(api.close_store)
+    app.register_error_handler(KuberpultError, _kuberpult_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    if config.recovery_interval > 0:
+        _start_recovery(config, exporter)
+    return app
+
+
+def _kuberpult_error(error: KuberpultError) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(error.body()), error.status, error.headers()
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    status = error.code or 500
+    code = {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(
+        status, "http_error"
+    )
+    message = error.description or error.name
+    if status == 413:
+        message = f"the request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+    return jsonify({"error": {"code": code, "message": message}}), status
+
+
+def _unexpected_error(error: Exception) -> tuple[Response, int]:
+    log.exception("unexpected error", exc_info=error)
+    return jsonify({"error": {"code": "internal", "message": "internal server error"}}), 500
+
+
+def _start_recovery(config: Config, exporter: Exporter) -> None:
+    """Push whatever is pending, now and every ``recovery_interval`` seconds (one per worker;
+    the repo lock keeps them from working at once)."""
+
+    def loop() -> None:
+        while True:
+            try:
+                store = Store(config.database_path)
+                try:
+                    if store.count_pending():
+                        deadline = time.monotonic() + config.request_budget
+                        report = exporter.export_until(store, None, deadline)
+                        if report.error:
+                            log.warning("pending releases not pushed yet: %s", report.error)
+                finally:
+                    store.close()
+            except Exception:
+                log.exception("recovery round failed")
+            time.sleep(config.recovery_interval)
+
+    threading.Thread(target=loop, name="kuberpult-recovery", daemon=True).start()

@@ -1,0 +1,139 @@
+"""The server's configuration: one typed object, read once from the environment.
+
+This is the only module that reads ``os.environ``. Variable names follow Kuberpult's where
+Kuberpult has one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration variable is malformed; the message names the variable."""
+
+
+# A conservative subset of `git check-ref-format --branch`: checked here without running git.
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the server needs to know, validated at startup."""
+
+    data_dir: Path
+    git_url: str
+    git_branch: str = "main"
+    git_author_name: str = "kuberpult"
+    git_author_email: str = "kuberpult@example.com"
+    api_enable_despite_no_auth: bool = False
+    git_push_timeout: float = 30.0
+    max_commits_per_push: int = 20
+    recovery_interval: float = 5.0
+    embedded_remote: bool = False
+    test_fault: str = ""
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file, the source of truth."""
+        return self.data_dir / "kuberpult.sqlite3"
+
+    @property
+    def clone_dir(self) -> Path:
+        """The exporter's working clone of the manifest repository."""
+        return self.data_dir / "manifests-clone"
+
+    @property
+    def lock_path(self) -> Path:
+        """The file whose flock guards the working clone across workers and threads."""
+        return self.data_dir / "repo.lock"
+
+    @property
+    def request_budget(self) -> float:
+        """Seconds a release request may spend waiting for its push before answering 503."""
+        return self.git_push_timeout
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        """Build the configuration from ``environ`` (default: ``os.environ``).
+
+        :raises ConfigError: when a value is malformed; the message names the variable.
+        """
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("KUBERPULT_DATA_DIR") or "./var").absolute()
+        git_url = env.get("KUBERPULT_GIT_URL", "").strip()
+        embedded = not git_url
+        if embedded:
+            git_url = str(data_dir / "manifests.git")
+        elif git_url.startswith("-"):
+            raise ConfigError(f"KUBERPULT_GIT_URL must not start with '-': {git_url!r}")
+        branch = env.get("KUBERPULT_GIT_BRANCH") or "main"
+        if not _valid_branch(branch):
+            raise ConfigError(f"KUBERPULT_GIT_BRANCH is not a valid branch name: {branch!r}")
+        author_name = _text(env, "KUBERPULT_GIT_AUTHOR_NAME", "kuberpult")
+        author_email = _text(env, "KUBERPULT_GIT_AUTHOR_EMAIL", "kuberpult@example.com")
+        push_timeout = _number(env, "KUBERPULT_GIT_PUSH_TIMEOUT", 30.0, low=1.0, high=600.0)
+        max_commits = int(_number(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 20, low=1, high=1000))
+        if "." in env.get("KUBERPULT_MAX_COMMITS_PER_PUSH", ""):
+            raise ConfigError("KUBERPULT_MAX_COMMITS_PER_PUSH must be a whole number")
+        return cls(
+            data_dir=data_dir,
+            git_url=git_url,
+            git_branch=branch,
+            git_author_name=author_name,
+            git_author_email=author_email,
+            api_enable_despite_no_auth=_boolean(env, "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH"),
+            git_push_timeout=push_timeout,
+            max_commits_per_push=max_commits,
+            recovery_interval=_number(
+                env, "KUBERPULT_RECOVERY_INTERVAL", 5.0, low=0.0, high=3600.0
+            ),
+            embedded_remote=embedded,
+            # Only tests set this; it makes the exporter kill its own worker at a named step.
+            test_fault=env.get("KUBERPULT_TEST_FAULT", ""),
+        )
+
+
+def _valid_branch(name: str) -> bool:
+    return (
+        _BRANCH.fullmatch(name) is not None
+        and ".." not in name
+        and "//" not in name
+        and not name.endswith(("/", ".", ".lock"))
+        and "/." not in name
+    )
+
+
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if any(c in value for c in "<>\n\r\0"):
+        raise ConfigError(f"{name} must not contain '<', '>', newlines or NUL: {value!r}")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 'true' or 'false', got {env[name]!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+    return value

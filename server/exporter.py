@@ -1,0 +1,197 @@
+"""The exporter: brings the manifest repository up to date with SQLite, one batch per push.
+
+One exporter works at a time, across every gunicorn worker and thread, under an ``flock`` on
+``repo.lock``. Whoever holds it takes *all* pending releases (up to the batch cap), commits
+each, and pushes once; requests waiting for the lock usually find their release already pushed
+by the previous holder. That is the group commit: no coordinator, just the lock and the rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from server.config import Config
+from server.faults import maybe_die
+from server.git import Git
+from server.git import GitError
+from server.git import NonFastForward
+from server.manifest_repo import ManifestRepo
+from server.manifest_repo import UnsafePath
+from server.models import ExportState
+from server.models import StoredRelease
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
+_LOCK_POLL = 0.005
+
+# The embedded default's first start writes these two environments.
+SEED_ENVIRONMENTS: dict[tuple[str, ...], bytes] = {
+    ("environments", "development", "config.json"): b'{"upstream":{"latest":true}}\n',
+    ("environments", "staging", "config.json"): b'{"upstream":{"environment":"development"}}\n',
+}
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """How an export round ended: ``error`` is why pending releases are still pending."""
+
+    error: str | None = None
+
+
+class Exporter:
+    """Exports pending releases from the store to the remote manifest repository."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def _repo(self) -> ManifestRepo:
+        return ManifestRepo(
+            self.config.clone_dir,
+            self.config.git_url,
+            self.config.git_branch,
+            self.config.data_dir / "git-home",
+        )
+
+    @contextmanager
+    def _locked(self, deadline: float) -> Iterator[bool]:
+        """Hold the repo flock, polling until ``deadline``; yield whether it was acquired."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # A fresh open file description per holder, so threads of one worker exclude each
+        # other exactly like separate processes do. The kernel drops the lock if we die.
+        fd = os.open(self.config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(_LOCK_POLL)
+            yield True
+        finally:
+            os.close(fd)
+
+    def prepare(self, store: Store) -> None:
+        """At startup: create and seed the embedded remote if needed, sync the clone.
+
+        Failures are logged, not raised: the server still takes releases while the remote is
+        away, and pushes them when it is back.
+        """
+        deadline = time.monotonic() + self.config.git_push_timeout
+        with self._locked(deadline) as acquired:
+            if not acquired:
+                return
+            try:
+                if self.config.embedded_remote:
+                    self._create_embedded_remote()
+                repo = self._repo()
+                repo.take_clean_marker()
+                repo.sync(self.config.git_push_timeout)
+                if self.config.embedded_remote and repo.head() is None:
+                    repo.stage(repo.write_files(SEED_ENVIRONMENTS))
+                    identity = (self.config.git_author_name, self.config.git_author_email)
+                    repo.commit("seed environments development and staging", identity, identity)
+                    repo.push(self.config.git_push_timeout)
+                repo.mark_clean()
+            except (GitError, OSError) as error:
+                log.warning("manifest repository not ready at startup: %s", error)
+
+    def _create_embedded_remote(self) -> None:
+        bare = self.config.data_dir / "manifests.git"
+        if not (bare / "HEAD").exists():
+            bare.mkdir(parents=True, exist_ok=True)
+            Git(bare, self.config.data_dir / "git-home").run(
+                ["init", "-q", "--bare", f"--initial-branch={self.config.git_branch}"]
+            )
+
+    def export_until(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
+        """Push pending releases until ``release_id`` is pushed (or, for None, none is pending).
+
+        Returns early, with the reason, when ``deadline`` (``time.monotonic()``) passes or a
+        push fails; pending releases then stay pending for the next round.
+        """
+        with self._locked(deadline) as acquired:
+            if not acquired:
+                return ExportReport("timed out waiting for the manifest repository lock")
+            while True:
+                if release_id is not None and store.release_state(release_id) != (
+                    ExportState.PENDING
+                ):
+                    return ExportReport()
+                batch = store.pending_releases(self.config.max_commits_per_push)
+                if not batch:
+                    return ExportReport()
+                error = self._export_batch(store, batch, deadline)
+                if error is not None:
+                    return ExportReport(error)
+                if time.monotonic() >= deadline:
+                    return ExportReport("the deadline passed with releases still pending")
+
+    def _export_batch(
+        self, store: Store, batch: list[StoredRelease], deadline: float
+    ) -> str | None:
+        """Commit every release of ``batch`` and push once; return an error or None."""
+        repo = self._repo()
+        clean = repo.take_clean_marker()
+        for _ in range(MAX_REDO):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "the deadline passed before the push"
+            try:
+                if not clean:
+                    repo.sync(min(remaining, self.config.git_push_timeout))
+                head_before = repo.head()
+                commits = self._commit_each(store, repo, batch)
+                maybe_die(self.config, "after-git-commit")
+                if repo.head() != head_before:
+                    repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
+                    maybe_die(self.config, "after-push")
+                store.mark_pushed(commits)
+                repo.mark_clean()
+                return None
+            except NonFastForward:
+                log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
+                clean = False
+                batch = [r for r in batch if store.release_state(r.id) == ExportState.PENDING]
+            except (GitError, OSError) as error:
+                log.warning("export failed: %s", error)
+                return str(error)
+        return f"the remote kept moving; gave up after {MAX_REDO} attempts"
+
+    def _commit_each(
+        self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]
+    ) -> list[tuple[int, str]]:
+        """One commit per release (messages as Kuberpult's); a release that cannot be
+        written is marked failed with its own error and does not sink the batch."""
+        commits: list[tuple[int, str]] = []
+        committer = (self.config.git_author_name, self.config.git_author_email)
+        for release in batch:
+            try:
+                paths = repo.write_release(release)
+            except UnsafePath as error:
+                repo.discard_uncommitted()
+                store.mark_failed(release.id, str(error))
+                continue
+            repo.stage(paths)
+            if repo.has_staged_changes():
+                sha = repo.commit(
+                    f'created version {release.version} of "{release.application}"\n',
+                    (release.author_name, release.author_email),
+                    committer,
+                )
+            else:
+                # Already on the remote (we died after the push, before recording it).
+                directory = f"applications/{release.application}/releases/{release.version}"
+                sha = repo.last_commit_touching(directory) or repo.head() or ""
+            commits.append((release.id, sha))
+        return commits

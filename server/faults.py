@@ -1,0 +1,14 @@
+"""Fault injection for crash tests: exists only when a test sets ``KUBERPULT_TEST_FAULT``."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from server.config import Config
+
+
+def maybe_die(config: Config, step: str) -> None:
+    """Kill this worker with SIGKILL at ``step`` if the test configuration names it."""
+    if config.test_fault == step:
+        os.kill(os.getpid(), signal.SIGKILL)

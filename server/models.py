@@ -1,0 +1,74 @@
+"""Plain data passed between the layers: what a request asks for, what the store holds."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from dataclasses import field
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """A validated release request: every name in it is safe to use in a path."""
+
+    application: str
+    manifests: dict[str, bytes]
+    version: int | None = None
+    signatures: dict[str, list[bytes]] = field(default_factory=dict)
+    source_commit_id: str | None = None
+    previous_commit_id: str | None = None
+    source_author: str | None = None
+    source_message: str | None = None
+    display_version: str | None = None
+    team: str | None = None
+    ci_link: str | None = None
+    author_name: str | None = None
+    author_email: str | None = None
+
+
+class ExportState(enum.StrEnum):
+    """Where a stored release is on its way to the remote."""
+
+    PENDING = "pending"
+    PUSHED = "pushed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StoredRelease:
+    """A release row with its manifests, as the store returns it."""
+
+    id: int
+    application: str
+    version: int
+    manifests: dict[str, bytes]
+    created_at: str
+    author_name: str
+    author_email: str
+    state: ExportState
+    source_commit_id: str | None = None
+    previous_commit_id: str | None = None
+    source_author: str | None = None
+    source_message: str | None = None
+    display_version: str | None = None
+    team: str | None = None
+    ci_link: str | None = None
+    commit_sha: str | None = None
+    error: str | None = None
+
+
+class Outcome(enum.Enum):
+    """How a release request ended, when it did not end in an error."""
+
+    CREATED = "Success"
+    ALREADY_EXISTS_SAME = "AlreadyExistsSame"
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """The answer of the release service: the outcome and where the release landed."""
+
+    outcome: Outcome
+    application: str
+    version: int
+    commit_sha: str | None

@@ -1,0 +1,256 @@
+"""SQLite, the source of truth: applications, releases, their manifests and export state.
+
+Every write runs in ``BEGIN IMMEDIATE`` so a read-then-write (the idempotency check, the
+next version number) cannot be interleaved by another worker. WAL mode lets readers go on
+while one writer works; ``synchronous=FULL`` so an answered release survives a power cut.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from server.errors import Unavailable
+from server.models import ExportState
+from server.models import StoredRelease
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 5000
+
+_RELEASE_TEXT_FIELDS = (
+    "source_commit_id",
+    "previous_commit_id",
+    "source_author",
+    "source_message",
+    "display_version",
+    "team",
+    "ci_link",
+)
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with seconds, the format written to the repo."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Store:
+    """One SQLite connection; open one per request or thread, never share across them."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+        conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        except sqlite3.OperationalError as error:
+            conn.close()
+            raise _unavailable(error) from error
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``); busy beyond the timeout becomes a 503."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise _unavailable(error) from error
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            conn.execute("ROLLBACK")
+            raise _unavailable(error) from error
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema; safe to call from every worker at once."""
+        with self.transaction():
+            current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
+            if current >= SCHEMA_VERSION:
+                return
+            self.db.table("applications").create(
+                {"name": str, "team": str, "created_at": str},
+                pk="name",
+                not_null={"created_at"},
+            )
+            self.db.table("releases").create(
+                {
+                    "id": int,
+                    "application": str,
+                    "version": int,
+                    **{name: str for name in _RELEASE_TEXT_FIELDS},
+                    "author_name": str,
+                    "author_email": str,
+                    "created_at": str,
+                    "state": str,
+                    "error": str,
+                    "commit_sha": str,
+                    "pushed_at": str,
+                },
+                pk="id",
+                not_null={
+                    "application",
+                    "version",
+                    "author_name",
+                    "author_email",
+                    "created_at",
+                    "state",
+                },
+                foreign_keys=[("application", "applications", "name")],
+            )
+            self.db.table("releases").create_index(["application", "version"], unique=True)
+            self.db.table("releases").create_index(["state", "id"])
+            self.db.table("release_manifests").create(
+                {"release_id": int, "environment": str, "content": bytes},
+                pk=("release_id", "environment"),
+                not_null={"content"},
+                foreign_keys=[("release_id", "releases", "id")],
+            )
+            self.db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def find_release(self, application: str, version: int) -> StoredRelease | None:
+        """The release ``version`` of ``application``, if stored."""
+        rows = list(
+            self.db.table("releases").rows_where(
+                "application = ? and version = ?", [application, version], limit=1
+            )
+        )
+        return self._with_manifests(rows[0]) if rows else None
+
+    def release_by_id(self, release_id: int) -> StoredRelease:
+        """The release with this row id."""
+        return self._with_manifests(self.db.table("releases").get(release_id))
+
+    def release_state(self, release_id: int) -> ExportState:
+        """Only the export state of a release (cheap)."""
+        row = self.db.conn.execute(
+            "select state from releases where id = ?", [release_id]
+        ).fetchone()
+        return ExportState(row[0])
+
+    def highest_version(self, application: str) -> int | None:
+        """The highest stored version of ``application``."""
+        row = self.db.conn.execute(
+            "select max(version) from releases where application = ?", [application]
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def application_team(self, application: str) -> str | None:
+        """The team that owns ``application`` now."""
+        row = self.db.conn.execute(
+            "select team from applications where name = ?", [application]
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def pending_releases(self, limit: int) -> list[StoredRelease]:
+        """The oldest releases not yet on the remote, at most ``limit``."""
+        rows = self.db.table("releases").rows_where(
+            "state = ?", [ExportState.PENDING.value], order_by="id", limit=limit
+        )
+        return [self._with_manifests(row) for row in rows]
+
+    def count_pending(self) -> int:
+        """How many releases wait for a push."""
+        return int(
+            self.db.conn.execute(
+                "select count(*) from releases where state = ?", [ExportState.PENDING.value]
+            ).fetchone()[0]
+        )
+
+    def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
+        manifests = {
+            m["environment"]: bytes(m["content"])
+            for m in self.db.table("release_manifests").rows_where(
+                "release_id = ?", [row["id"]], order_by="environment"
+            )
+        }
+        return StoredRelease(
+            id=row["id"],
+            application=row["application"],
+            version=row["version"],
+            manifests=manifests,
+            created_at=row["created_at"],
+            author_name=row["author_name"],
+            author_email=row["author_email"],
+            state=ExportState(row["state"]),
+            commit_sha=row["commit_sha"],
+            error=row["error"],
+            **{name: row[name] for name in _RELEASE_TEXT_FIELDS},
+        )
+
+    # -- writes (call inside transaction()) -------------------------------------------------
+
+    def insert_release(self, fields: dict[str, Any], manifests: dict[str, bytes]) -> int:
+        """Insert a pending release and its manifests; the application row must exist."""
+        row = {name: fields.get(name) for name in _RELEASE_TEXT_FIELDS}
+        row.update(
+            application=fields["application"],
+            version=fields["version"],
+            author_name=fields["author_name"],
+            author_email=fields["author_email"],
+            created_at=fields["created_at"],
+            state=ExportState.PENDING.value,
+        )
+        release_id = self.db.table("releases").insert(row).last_pk
+        self.db.table("release_manifests").insert_all(
+            {"release_id": release_id, "environment": env, "content": content}
+            for env, content in sorted(manifests.items())
+        )
+        assert release_id is not None  # noqa: S101 - insert always yields a key
+        return int(release_id)
+
+    def save_application(self, name: str, team: str | None) -> None:
+        """Create the application, or move it to ``team`` when one is given (as Kuberpult)."""
+        self.db.conn.execute(
+            "insert into applications (name, team, created_at) values (?, ?, ?) "
+            "on conflict(name) do update set team = coalesce(excluded.team, team)",
+            [name, team, utc_now()],
+        )
+
+    def mark_pushed(self, commits: list[tuple[int, str]]) -> None:
+        """Record that these releases are on the remote, each in its commit."""
+        pushed_at = utc_now()
+        with self.transaction():
+            for release_id, sha in commits:
+                self.db.table("releases").update(
+                    release_id,
+                    {
+                        "state": ExportState.PUSHED.value,
+                        "commit_sha": sha,
+                        "pushed_at": pushed_at,
+                        "error": None,
+                    },
+                )
+
+    def mark_failed(self, release_id: int, error: str) -> None:
+        """Take a release out of the export queue because it cannot be written."""
+        with self.transaction():
+            self.db.table("releases").update(
+                release_id, {"state": ExportState.FAILED.value, "error": error}
+            )
+
+    def retry_failed(self, release_id: int) -> None:
+        """Put a failed release back in the queue (its request came again)."""
+        self.db.table("releases").update(release_id, {"state": ExportState.PENDING.value})
+
+
+def _unavailable(error: sqlite3.OperationalError) -> Unavailable:
+    return Unavailable(f"the database is busy, try again: {error}", retry_after=2)
