@@ -1,0 +1,248 @@
+"""Fixtures: real bare git remotes, real gunicorn servers on 127.0.0.1, real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_BIN = Path(sys.executable).parent / "kuberpult-server"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Person",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test Person",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(*args: str, cwd: Path, check: bool = True) -> str:
+    """Run git in ``cwd`` with a fixed test identity; return stdout."""
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+class Remote:
+    """A bare repository standing in for the hosted manifest repository."""
+
+    def __init__(self, path: Path, branch: str = "main") -> None:
+        self.path = path
+        self.branch = branch
+
+    @property
+    def url(self) -> str:
+        """What KUBERPULT_GIT_URL is set to."""
+        return str(self.path)
+
+    def head(self) -> str | None:
+        """The branch's commit, or None if it does not exist."""
+        out = git("rev-parse", "--verify", "-q", f"refs/heads/{self.branch}", cwd=self.path,
+                  check=False)
+        return out.strip() or None
+
+    def read(self, path: str) -> bytes:
+        """A file's bytes at the branch head."""
+        result = subprocess.run(
+            ["git", "show", f"{self.branch}:{path}"], cwd=self.path, capture_output=True,
+            check=True, timeout=30,
+        )
+        return result.stdout
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` is in the branch head's tree."""
+        out = git("ls-tree", "--name-only", self.branch, "--", path, cwd=self.path, check=False)
+        return bool(out.strip())
+
+    def files(self) -> list[str]:
+        """Every file path at the branch head."""
+        out = git("ls-tree", "-r", "--name-only", self.branch, cwd=self.path, check=False)
+        return out.split()
+
+    def log(self, fmt: str = "%s") -> list[str]:
+        """One formatted line per commit, newest first."""
+        out = git("log", f"--format={fmt}", self.branch, cwd=self.path, check=False)
+        return out.splitlines()
+
+    def push_foreign_commit(self, tmp: Path, path: str, content: str) -> str:
+        """Someone else pushes a commit (as a human or another tool would)."""
+        clone = tmp / f"foreign-{uuid.uuid4().hex[:8]}"
+        git("clone", "-q", "--branch", self.branch, self.url, str(clone), cwd=tmp)
+        target = clone / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        git("add", "--", path, cwd=clone)
+        git("commit", "-q", "-m", f"foreign change to {path}", cwd=clone)
+        git("push", "-q", "origin", f"HEAD:refs/heads/{self.branch}", cwd=clone)
+        return git("rev-parse", "HEAD", cwd=clone).strip()
+
+
+def make_bare_remote(path: Path, branch: str = "main") -> Remote:
+    """Create an empty bare repository at ``path``."""
+    path.mkdir(parents=True)
+    git("init", "-q", "--bare", f"--initial-branch={branch}", cwd=path)
+    return Remote(path, branch)
+
+
+@pytest.fixture
+def bare_remote(tmp_path: Path) -> Remote:
+    """An empty bare repository in tmp_path."""
+    return make_bare_remote(tmp_path / "remote.git")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A real ``kuberpult-server`` (gunicorn) process on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str], workers: int = 2) -> None:
+        self.data_dir = data_dir
+        self.env = env
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Server:
+        """Start it and wait until /healthz answers 200."""
+        env = {
+            **os.environ,
+            "KUBERPULT_DATA_DIR": str(self.data_dir),
+            "KUBERPULT_RECOVERY_INTERVAL": "1",
+            **self.env,
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(SERVER_BIN), "--bind", f"127.0.0.1:{self.port}", "--workers",
+                 str(self.workers)],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server did not become healthy:\n{self.log()}")
+
+    def stop(self) -> None:
+        """Stop gunicorn and its workers."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def release(
+        self,
+        application: str | None,
+        manifests: dict[str, bytes | str] | None = None,
+        *,
+        path: str = "/api/release",
+        fields: dict[str, str] | list[tuple[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        method: str = "POST",
+        timeout: float = 60,
+    ) -> requests.Response:
+        """Send a multipart release request the way Kuberpult's client does."""
+        data: list[tuple[str, str]] = []
+        if application is not None:
+            data.append(("application", application))
+        if isinstance(fields, dict):
+            data.extend(fields.items())
+        elif fields:
+            data.extend(fields)
+        files = [
+            (f"manifests[{env}]", (f"{env}-manifest", content if isinstance(content, bytes)
+                                    else content.encode()))
+            for env, content in (manifests if manifests is not None
+                                 else {"development": b"kind: Deployment\n"}).items()
+        ]
+        # Text parts as (None, value) file tuples keep the body multipart even with no files.
+        parts: list[tuple[str, tuple[str | None, bytes]]] = [
+            (name, (None, value.encode())) for name, value in data
+        ]
+        return requests.request(
+            method, self.url + path, files=[*parts, *files], headers=headers, timeout=timeout,
+        )
+
+
+def author_headers(name: str, email: str) -> dict[str, str]:
+    """Kuberpult's base64 author headers."""
+    return {
+        "author-name": base64.b64encode(name.encode()).decode(),
+        "author-email": base64.b64encode(email.encode()).decode(),
+    }
+
+
+def unique_app(prefix: str = "app") -> str:
+    """An application name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers with extra environment; every one is stopped after the test."""
+    started: list[Server] = []
+
+    def start(remote: Remote | None = None, workers: int = 2, name: str = "data",
+              **env: str) -> Server:
+        settings = {"KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true", **env}
+        if remote is not None:
+            settings["KUBERPULT_GIT_URL"] = remote.url
+        server = Server(tmp_path / name, settings, workers)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Remote]]:
+    """One server and its remote for a whole test module; tests use unique app names."""
+    base = tmp_path_factory.mktemp("shared")
+    remote = make_bare_remote(base / "remote.git")
+    server = Server(
+        base / "data",
+        {"KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true", "KUBERPULT_GIT_URL": remote.url},
+    ).start()
+    yield server, remote
+    server.stop()
