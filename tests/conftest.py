@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -57,15 +58,19 @@ class Remote:
 
     def head(self) -> str | None:
         """The branch's commit, or None if it does not exist."""
-        out = git("rev-parse", "--verify", "-q", f"refs/heads/{self.branch}", cwd=self.path,
-                  check=False)
+        out = git(
+            "rev-parse", "--verify", "-q", f"refs/heads/{self.branch}", cwd=self.path, check=False
+        )
         return out.strip() or None
 
     def read(self, path: str) -> bytes:
         """A file's bytes at the branch head."""
         result = subprocess.run(
-            ["git", "show", f"{self.branch}:{path}"], cwd=self.path, capture_output=True,
-            check=True, timeout=30,
+            ["git", "show", f"{self.branch}:{path}"],
+            cwd=self.path,
+            capture_output=True,
+            check=True,
+            timeout=30,
         )
         return result.stdout
 
@@ -139,9 +144,17 @@ class Server:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(SERVER_BIN), "--bind", f"127.0.0.1:{self.port}", "--workers",
-                 str(self.workers)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
+                [
+                    str(SERVER_BIN),
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir.parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -172,7 +185,7 @@ class Server:
     def release(
         self,
         application: str | None,
-        manifests: dict[str, bytes | str] | None = None,
+        manifests: Mapping[str, bytes | str] | None = None,
         *,
         path: str = "/api/release",
         fields: dict[str, str] | list[tuple[str, str]] | None = None,
@@ -189,17 +202,24 @@ class Server:
         elif fields:
             data.extend(fields)
         files = [
-            (f"manifests[{env}]", (f"{env}-manifest", content if isinstance(content, bytes)
-                                    else content.encode()))
-            for env, content in (manifests if manifests is not None
-                                 else {"development": b"kind: Deployment\n"}).items()
+            (
+                f"manifests[{env}]",
+                (f"{env}-manifest", content if isinstance(content, bytes) else content.encode()),
+            )
+            for env, content in (
+                manifests if manifests is not None else {"development": b"kind: Deployment\n"}
+            ).items()
         ]
         # Text parts as (None, value) file tuples keep the body multipart even with no files.
         parts: list[tuple[str, tuple[str | None, bytes]]] = [
             (name, (None, value.encode())) for name, value in data
         ]
         return requests.request(
-            method, self.url + path, files=[*parts, *files], headers=headers, timeout=timeout,
+            method,
+            self.url + path,
+            files=[*parts, *files],
+            headers=headers,
+            timeout=timeout,
         )
 
 
@@ -221,8 +241,9 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start servers with extra environment; every one is stopped after the test."""
     started: list[Server] = []
 
-    def start(remote: Remote | None = None, workers: int = 2, name: str = "data",
-              **env: str) -> Server:
+    def start(
+        remote: Remote | None = None, workers: int = 2, name: str = "data", **env: str
+    ) -> Server:
         settings = {"KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true", **env}
         if remote is not None:
             settings["KUBERPULT_GIT_URL"] = remote.url

@@ -92,8 +92,7 @@ def test_same_release_twice_is_200_and_different_is_409(shared: tuple[Server, Re
     body = different.json()
     assert body["AlreadyExistsDifferent"]["first_differing_field"] == 6
     assert body["AlreadyExistsDifferent"]["diff"] == (
-        "--- development-existing\n+++ development-request\n"
-        "@@ -1,2 +1,2 @@\n a: 1\n-b: 2\n+b: 3\n"
+        "--- development-existing\n+++ development-request\n@@ -1,2 +1,2 @@\n a: 1\n-b: 2\n+b: 3\n"
     )
     assert body["error"]["field"] == "manifests"
     assert remote.head() == head
@@ -119,9 +118,7 @@ def test_conflict_names_the_first_differing_field(shared: tuple[Server, Remote])
 
 def test_author_headers_become_the_commit_author(shared: tuple[Server, Remote]) -> None:
     server, remote = shared
-    response = server.release(
-        unique_app(), headers=author_headers("Zoë Müller", "zoe@example.com")
-    )
+    response = server.release(unique_app(), headers=author_headers("Zoë Müller", "zoe@example.com"))
     assert response.status_code == 201
     assert remote.log("%an <%ae>|%cn")[0] == "Zoë Müller <zoe@example.com>|kuberpult"
 
@@ -150,8 +147,7 @@ def test_parts_may_arrive_in_any_order(shared: tuple[Server, Remote]) -> None:
     ]
     body = b""
     for name, filename, content in parts:
-        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename
-                                                      else "")
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
         body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
         body += content + b"\r\n"
     body += f"--{boundary}--\r\n".encode()

@@ -195,5 +195,7 @@ def test_manifest_sent_as_text_part_is_accepted(shared: tuple[Server, Remote]) -
         timeout=30,
     )
     assert response.status_code == 201, response.text
-    assert remote.read(f"applications/{app}/releases/1/environments/development/manifests.yaml") \
+    assert (
+        remote.read(f"applications/{app}/releases/1/environments/development/manifests.yaml")
         == b"kind: X\n"
+    )
