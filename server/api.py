@@ -12,8 +12,11 @@ from flask import g
 from flask import jsonify
 from flask import request
 
+from server import edits
 from server import form
 from server.config import Config
+from server.edits import LockTarget
+from server.edits import RepositoryEdits
 from server.errors import BadRequest
 from server.errors import NotFound
 from server.errors import Unauthorized
@@ -98,6 +101,55 @@ def _release_response(result: ReleaseResult) -> Response:
 
 def _release_path(application: str, version: int) -> str:
     return f"/api/applications/{application}/releases/{version}"
+
+
+def _edits() -> RepositoryEdits:
+    exporter: Exporter = current_app.extensions["kuberpult.exporter"]
+    return RepositoryEdits(get_config(), exporter)
+
+
+def _request_author() -> tuple[str, str]:
+    config = get_config()
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return (
+        form.author_header(headers, "author-name") or config.git_author_name,
+        form.author_header(headers, "author-email") or config.git_author_email,
+    )
+
+
+def _lock(target: LockTarget, lock_id: str) -> Response:
+    _require_api_access()
+    if request.method == "DELETE":
+        sha = _edits().delete_lock(target, lock_id, _request_author())
+        response = jsonify({"deleted": sha is not None, "commit_sha": sha})
+        return response
+    body = request.get_json(silent=True)
+    lock_request = edits.lock_request(target, lock_id, body)
+    sha = _edits().create_lock(lock_request, _request_author())
+    response = jsonify({"created": sha is not None, "commit_sha": sha})
+    response.status_code = 201 if sha else 200
+    return response
+
+
+@bp.route("/environments/<environment>/locks/<lock_id>", methods=["PUT", "DELETE"])
+def environment_lock(environment: str, lock_id: str) -> Response:
+    """Create or delete an environment lock."""
+    return _lock(edits.lock_target(environment), lock_id)
+
+
+@bp.route(
+    "/environments/<environment>/applications/<application>/locks/<lock_id>",
+    methods=["PUT", "DELETE"],
+)
+def application_lock(environment: str, application: str, lock_id: str) -> Response:
+    """Create or delete an application lock in one environment."""
+    return _lock(edits.lock_target(environment, application=application), lock_id)
+
+
+@bp.route("/api/environments/<environment>/lock/team/<team>/<lock_id>", methods=["PUT", "DELETE"])
+def team_lock(environment: str, team: str, lock_id: str) -> Response:
+    """Create or delete a team lock in one environment."""
+    return _lock(edits.lock_target(environment, team=team), lock_id)
 
 
 @bp.get("/api/applications/<application>/releases/<int:version>")

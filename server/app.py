@@ -40,9 +40,9 @@ def create_app(config: Config | None = None) -> Flask:
     store = Store(config.database_path)
     try:
         store.migrate()
-        exporter.prepare(store)
     finally:
         store.close()
+    exporter.prepare()
 
     from server import api
 

@@ -32,7 +32,62 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse the command line, read the configuration and serve."""
+    """``kuberpult-server [serve options]`` or ``kuberpult-server create-environment ...``."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "create-environment":
+        return create_environment(args[1:])
+    return serve(args)
+
+
+def _config() -> Config | None:
+    try:
+        return Config.from_env()
+    except ConfigError as error:
+        print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
+        return None
+
+
+def create_environment(argv: list[str]) -> int:
+    """Write ``environments/<name>/config.json`` to the manifest repository and push it."""
+    parser = argparse.ArgumentParser(
+        prog="kuberpult-server create-environment",
+        description="Create or change an environment in the manifest repository.",
+    )
+    parser.add_argument("name")
+    upstream = parser.add_mutually_exclusive_group()
+    upstream.add_argument(
+        "--upstream-latest", action="store_true", help="deploy every new latest release here"
+    )
+    upstream.add_argument("--upstream", metavar="ENV", help="release trains come from ENV")
+    parser.add_argument("--group", metavar="G", help="environment group (default: the name)")
+    args = parser.parse_args(argv)
+    config = _config()
+    if config is None:
+        return 2
+    from server.edits import RepositoryEdits
+    from server.errors import KuberpultError
+    from server.exporter import Exporter
+
+    exporter = Exporter(config)
+    exporter.prepare()
+    try:
+        sha = RepositoryEdits(config, exporter).create_environment(
+            args.name,
+            upstream_latest=args.upstream_latest,
+            upstream=args.upstream,
+            group=args.group,
+            author=(config.git_author_name, config.git_author_email),
+        )
+    except KuberpultError as error:
+        print(f"kuberpult-server: {error.message}", file=sys.stderr)
+        return 2 if error.status == 400 else 1
+    where = f"in commit {sha}" if sha else "(unchanged)"
+    print(f"environment {args.name!r} written to {config.git_url} {where}")
+    return 0
+
+
+def serve(argv: list[str]) -> int:
+    """Read the configuration and serve under gunicorn."""
     parser = argparse.ArgumentParser(
         prog="kuberpult-server", description="Kuberpult-compatible release server."
     )
@@ -44,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
         parser.error("--workers and --threads must be at least 1")
-    try:
-        config = Config.from_env()
-    except ConfigError as error:
-        print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
+    config = _config()
+    if config is None:
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     print(

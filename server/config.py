@@ -37,6 +37,8 @@ class Config:
     max_commits_per_push: int = 20
     recovery_interval: float = 5.0
     embedded_remote: bool = False
+    release_versions_limit: int = 20
+    write_commit_data: bool = False
     test_fault: str = ""
 
     @property
@@ -79,9 +81,8 @@ class Config:
         author_name = _text(env, "KUBERPULT_GIT_AUTHOR_NAME", "kuberpult")
         author_email = _text(env, "KUBERPULT_GIT_AUTHOR_EMAIL", "kuberpult@example.com")
         push_timeout = _number(env, "KUBERPULT_GIT_PUSH_TIMEOUT", 30.0, low=1.0, high=600.0)
-        max_commits = int(_number(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 20, low=1, high=1000))
-        if "." in env.get("KUBERPULT_MAX_COMMITS_PER_PUSH", ""):
-            raise ConfigError("KUBERPULT_MAX_COMMITS_PER_PUSH must be a whole number")
+        max_commits = _whole(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 20, low=1, high=1000)
+        versions_limit = _whole(env, "KUBERPULT_RELEASE_VERSIONS_LIMIT", 20, low=5, high=30)
         return cls(
             data_dir=data_dir,
             git_url=git_url,
@@ -95,6 +96,8 @@ class Config:
                 env, "KUBERPULT_RECOVERY_INTERVAL", 5.0, low=0.0, high=3600.0
             ),
             embedded_remote=embedded,
+            release_versions_limit=versions_limit,
+            write_commit_data=_boolean(env, "KUBERPULT_GIT_WRITE_COMMIT_DATA"),
             # Only tests set this; it makes the exporter kill its own worker at a named step.
             test_fault=env.get("KUBERPULT_TEST_FAULT", ""),
         )
@@ -137,3 +140,10 @@ def _number(env: Mapping[str, str], name: str, default: float, *, low: float, hi
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if raw and not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    return int(_number(env, name, default, low=low, high=high))

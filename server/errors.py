@@ -125,11 +125,24 @@ class AlreadyExistsDifferent(KuberpultError):
         return body
 
 
-class UnsafeRepository(KuberpultError):
-    """The manifest repository holds something we refuse to write through (a symlink)."""
+class RepositoryConflict(KuberpultError):
+    """The manifest repository, as it is, does not allow the change (a planted symlink, an
+    unparsable config file); ``code`` says which."""
 
     status = 409
-    code = "unsafe_repository_path"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def from_repository(code: str, message: str) -> KuberpultError:
+    """The answer for a change the manifest repository refused, by the refusal's code."""
+    if code == "too_old":
+        return TooOld(message)
+    if code == "unknown_environment":
+        return NotFound(message)
+    return RepositoryConflict(code, message)
 
 
 class PayloadTooLarge(KuberpultError):

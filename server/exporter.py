@@ -12,19 +12,23 @@ import fcntl
 import logging
 import os
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from server import layout
 from server.config import Config
 from server.faults import maybe_die
 from server.git import Git
 from server.git import GitError
 from server.git import NonFastForward
+from server.layout import Change
 from server.manifest_repo import ManifestRepo
-from server.manifest_repo import UnsafePath
 from server.models import ExportState
 from server.models import StoredRelease
+from server.safe_tree import ApplyError
+from server.safe_tree import SafeTree
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,10 @@ SEED_ENVIRONMENTS: dict[tuple[str, ...], bytes] = {
 }
 
 
+class EditNotPushed(Exception):
+    """An edit could not be pushed; it was not applied."""
+
+
 @dataclass(frozen=True)
 class ExportReport:
     """How an export round ended: ``error`` is why pending releases are still pending."""
@@ -51,6 +59,10 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.layout_settings = layout.LayoutSettings(
+            release_versions_limit=config.release_versions_limit,
+            write_commit_data=config.write_commit_data,
+        )
 
     def _repo(self) -> ManifestRepo:
         return ManifestRepo(
@@ -81,7 +93,7 @@ class Exporter:
         finally:
             os.close(fd)
 
-    def prepare(self, store: Store) -> None:
+    def prepare(self) -> None:
         """At startup: create and seed the embedded remote if needed, sync the clone.
 
         Failures are logged, not raised: the server still takes releases while the remote is
@@ -98,7 +110,7 @@ class Exporter:
                 repo.take_clean_marker()
                 repo.sync(self.config.git_push_timeout)
                 if self.config.embedded_remote and repo.head() is None:
-                    repo.stage(repo.write_files(SEED_ENVIRONMENTS))
+                    repo.stage([repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()])
                     identity = (self.config.git_author_name, self.config.git_author_email)
                     repo.commit("seed environments development and staging", identity, identity)
                     repo.push(self.config.git_push_timeout)
@@ -151,12 +163,12 @@ class Exporter:
                 if not clean:
                     repo.sync(min(remaining, self.config.git_push_timeout))
                 head_before = repo.head()
-                commits = self._commit_each(store, repo, batch)
+                commits, removed = self._commit_each(store, repo, batch)
                 maybe_die(self.config, "after-git-commit")
                 if repo.head() != head_before:
                     repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
                     maybe_die(self.config, "after-push")
-                store.mark_pushed(commits)
+                store.mark_pushed(commits, removed)
                 repo.mark_clean()
                 return None
             except NonFastForward:
@@ -170,28 +182,66 @@ class Exporter:
 
     def _commit_each(
         self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]
-    ) -> list[tuple[int, str]]:
-        """One commit per release (messages as Kuberpult's); a release that cannot be
-        written is marked failed with its own error and does not sink the batch."""
+    ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
+        """One commit per release (messages as Kuberpult's). A release that cannot be applied
+        is marked failed with its own error and does not sink the batch."""
         commits: list[tuple[int, str]] = []
+        removed: list[tuple[str, int]] = []
         committer = (self.config.git_author_name, self.config.git_author_email)
         for release in batch:
             try:
-                paths = repo.write_release(release)
-            except UnsafePath as error:
+                change = layout.apply_release(repo.tree, release, self.layout_settings)
+            except ApplyError as error:
                 repo.discard_uncommitted()
-                store.mark_failed(release.id, str(error))
+                store.mark_failed(release.id, error.code, str(error))
                 continue
-            repo.stage(paths)
+            repo.stage(change.paths)
             if repo.has_staged_changes():
-                sha = repo.commit(
-                    f'created version {release.version} of "{release.application}"\n',
-                    (release.author_name, release.author_email),
-                    committer,
-                )
+                author = (release.author_name, release.author_email)
+                sha = repo.commit(change.message, author, committer)
             else:
                 # Already on the remote (we died after the push, before recording it).
                 directory = f"applications/{release.application}/releases/{release.version}"
                 sha = repo.last_commit_touching(directory) or repo.head() or ""
             commits.append((release.id, sha))
-        return commits
+            removed += [(release.application, v) for v in change.removed_versions]
+        return commits, removed
+
+    def run_edit(
+        self, edit: Callable[[SafeTree], Change], author: tuple[str, str], deadline: float
+    ) -> str | None:
+        """Apply one edit that is not a release (a lock, an environment), commit and push it.
+
+        Returns the new commit, or None when the edit changed nothing.
+        :raises ApplyError: the edit cannot be applied; nothing was pushed.
+        :raises EditNotPushed: the remote could not be reached in time; nothing was pushed.
+        """
+        committer = (self.config.git_author_name, self.config.git_author_email)
+        with self._locked(deadline) as acquired:
+            if not acquired:
+                raise EditNotPushed("timed out waiting for the manifest repository lock")
+            repo = self._repo()
+            clean = repo.take_clean_marker()
+            for _ in range(MAX_REDO):
+                try:
+                    if not clean:
+                        repo.sync(max(deadline - time.monotonic(), 1.0))
+                    try:
+                        change = edit(repo.tree)
+                    except ApplyError:
+                        repo.discard_uncommitted()
+                        repo.mark_clean()
+                        raise
+                    repo.stage(change.paths)
+                    if not repo.has_staged_changes():
+                        repo.mark_clean()
+                        return None
+                    sha = repo.commit(change.message, author, committer)
+                    repo.push(max(deadline - time.monotonic(), 1.0))
+                    repo.mark_clean()
+                    return sha
+                except NonFastForward:
+                    clean = False
+                except (GitError, OSError) as error:
+                    raise EditNotPushed(str(error)) from error
+            raise EditNotPushed(f"the remote kept moving; gave up after {MAX_REDO} attempts")

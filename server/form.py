@@ -93,8 +93,8 @@ def parse_release(
         ),
         display_version=_optional(fields["display_version"], rules.display_version),
         ci_link=_optional(fields["ci_link"], rules.ci_link),
-        author_name=_author_header(headers, "author-name"),
-        author_email=_author_header(headers, "author-email"),
+        author_name=author_header(headers, "author-name"),
+        author_email=author_header(headers, "author-email"),
     )
 
 
@@ -167,7 +167,8 @@ def _optional(value: str | None, rule: Callable[[str], T]) -> T | None:
     return None if value is None else rule(value)
 
 
-def _author_header(headers: Mapping[str, str], name: str) -> str | None:
+def author_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Decode Kuberpult's base64 ``author-name`` / ``author-email`` header, if sent."""
     raw = headers.get(name)
     if raw is None or raw == "":
         return None

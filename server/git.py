@@ -59,6 +59,8 @@ class Git:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0",
             "GIT_ASKPASS": "/bin/false",
+            # Paths are data, never patterns: a name like '*' or ':(top)' means just itself.
+            "GIT_LITERAL_PATHSPECS": "1",
             "LC_ALL": "C",
         }
         for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL"):

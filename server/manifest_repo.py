@@ -1,14 +1,11 @@
-"""The manifest repository: Kuberpult's layout, safe file writes, commits and pushes.
+"""The working clone of the manifest repository: sync with the remote, stage, commit, push.
 
-Only the exporter uses this module. Every path is built from validated names, and nothing is
-ever written through a symlink found in the tree: a remote can contain anything (Argo CD's
-symlink CVEs), so each component is checked with ``lstat`` and files are opened ``O_NOFOLLOW``.
+Only the exporter uses this module. File access inside the tree goes through ``SafeTree``,
+which never follows a symlink; what to write is decided by ``layout``.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 from pathlib import Path
 
 from server.git import Git
@@ -16,14 +13,10 @@ from server.git import GitError
 from server.git import NonFastForward
 from server.git import PushRejected
 from server.git import summarize
-from server.models import StoredRelease
+from server.safe_tree import SafeTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
-
-
-class UnsafePath(Exception):
-    """The tree holds a symlink or a non-directory where we need to write."""
 
 
 class ManifestRepo:
@@ -35,6 +28,7 @@ class ManifestRepo:
         self.branch = branch
         path.mkdir(parents=True, exist_ok=True)
         self.git = Git(path, git_home)
+        self.tree = SafeTree(path)
 
     # -- keeping the clone equal to the remote ---------------------------------------------
 
@@ -92,65 +86,12 @@ class ManifestRepo:
             self.git.run(["reset", "-q", "--hard", "HEAD"])
         self.git.run(["clean", "-q", "-ffdx"])
 
-    # -- writing -----------------------------------------------------------------------------
-
-    def write_release(self, release: StoredRelease) -> list[str]:
-        """Write Kuberpult's files for ``release``; return the paths written (repo-relative)."""
-        app = ("applications", release.application)
-        files: dict[tuple[str, ...], bytes] = {}
-        if release.team:
-            files[(*app, "team")] = release.team.encode()
-        directory = (*app, "releases", str(release.version))
-        for name in ("source_commit_id", "source_author", "source_message", "display_version"):
-            value = getattr(release, name)
-            if value is not None:
-                files[(*directory, name)] = value.encode()
-        files[(*directory, "created_at")] = release.created_at.encode()
-        for env, content in release.manifests.items():
-            files[(*directory, "environments", env, "manifests.yaml")] = content
-        return self.write_files(files)
-
-    def write_files(self, files: dict[tuple[str, ...], bytes]) -> list[str]:
-        """Write each file (path given as validated components), refusing to follow symlinks."""
-        written = []
-        for parts, content in files.items():
-            self._write_one(parts, content)
-            written.append("/".join(parts))
-        return written
-
-    def _write_one(self, parts: tuple[str, ...], content: bytes) -> None:
-        if not parts or any(p in ("", ".", "..") or "/" in p or p.startswith(".") for p in parts):
-            raise UnsafePath(f"refusing unsafe path {'/'.join(parts)!r}")
-        current = self.path
-        for index, part in enumerate(parts[:-1]):
-            current = current / part
-            try:
-                os.mkdir(current)
-            except FileExistsError:
-                if current.is_symlink() or not current.is_dir():
-                    where = "/".join(parts[: index + 1])
-                    raise UnsafePath(
-                        f"the manifest repository has a symlink or file at {where!r} where a "
-                        "directory is needed; refusing to write through it"
-                    ) from None
-        target = current / parts[-1]
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        except OSError as error:
-            if error.errno in (errno.ELOOP, errno.EISDIR):
-                raise UnsafePath(
-                    f"the manifest repository has a symlink or directory at {'/'.join(parts)!r}; "
-                    "refusing to write through it"
-                ) from None
-            raise
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-
     # -- committing and pushing --------------------------------------------------------------
 
     def stage(self, paths: list[str]) -> None:
-        """Add exactly these paths to the index (no scan of the rest of the tree)."""
-        self.git.run(["add", "--", *paths])
+        """Stage exactly these paths, additions and removals (no scan of the rest of the tree)."""
+        if paths:
+            self.git.run(["add", "--all", "--", *sorted(set(paths))])
 
     def has_staged_changes(self) -> bool:
         """Whether the index differs from the last commit."""

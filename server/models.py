@@ -55,6 +55,8 @@ class StoredRelease:
     ci_link: str | None = None
     commit_sha: str | None = None
     error: str | None = None
+    error_code: str | None = None
+    removed_from_repo_at: str | None = None
 
 
 class Outcome(enum.Enum):

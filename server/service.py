@@ -13,8 +13,8 @@ from server import manifests
 from server.config import Config
 from server.errors import AlreadyExistsDifferent
 from server.errors import PushPending
-from server.errors import UnsafeRepository
 from server.errors import ValidationError
+from server.errors import from_repository
 from server.exporter import Exporter
 from server.faults import maybe_die
 from server.models import ExportState
@@ -43,7 +43,7 @@ class ReleaseService:
 
         :raises AlreadyExistsDifferent: same application and version, other content (409).
         :raises PushPending: stored, but not on the remote before the deadline (503).
-        :raises UnsafeRepository: the remote's tree cannot be written safely (409).
+        :raises KuberpultError: the repository refused it (TooOld 400, unsafe or invalid 409).
         """
         deadline = time.monotonic() + self.config.request_budget
         with self.store.transaction():
@@ -71,7 +71,10 @@ class ReleaseService:
         if stored.state == ExportState.PUSHED:
             return ReleaseResult(outcome, request.application, version, stored.commit_sha)
         if stored.state == ExportState.FAILED:
-            raise UnsafeRepository(stored.error or "the release could not be written")
+            if stored.error_code == "too_old":
+                # Refused before it reached the repository: forget it, as for any bad input.
+                self.store.delete_release(stored.id)
+            raise from_repository(stored.error_code or "", stored.error or "not written")
         retry_after = max(1, math.ceil(self.config.recovery_interval or 5))
         raise PushPending(
             request.application,

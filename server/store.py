@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
@@ -100,8 +101,10 @@ class Store:
                     "created_at": str,
                     "state": str,
                     "error": str,
+                    "error_code": str,
                     "commit_sha": str,
                     "pushed_at": str,
+                    "removed_from_repo_at": str,
                 },
                 pk="id",
                 not_null={
@@ -193,6 +196,8 @@ class Store:
             state=ExportState(row["state"]),
             commit_sha=row["commit_sha"],
             error=row["error"],
+            error_code=row["error_code"],
+            removed_from_repo_at=row["removed_from_repo_at"],
             **{name: row[name] for name in _RELEASE_TEXT_FIELDS},
         )
 
@@ -225,10 +230,19 @@ class Store:
             [name, team, utc_now()],
         )
 
-    def mark_pushed(self, commits: list[tuple[int, str]]) -> None:
-        """Record that these releases are on the remote, each in its commit."""
+    def mark_pushed(
+        self, commits: list[tuple[int, str]], removed: Sequence[tuple[str, int]] = ()
+    ) -> None:
+        """Record that these releases are on the remote, each in its commit, and which older
+        releases the cleanup rule took out of the repository (their rows stay)."""
         pushed_at = utc_now()
         with self.transaction():
+            for application, version in removed:
+                self.db.conn.execute(
+                    "update releases set removed_from_repo_at = ? "
+                    "where application = ? and version = ?",
+                    [pushed_at, application, version],
+                )
             for release_id, sha in commits:
                 self.db.table("releases").update(
                     release_id,
@@ -240,12 +254,19 @@ class Store:
                     },
                 )
 
-    def mark_failed(self, release_id: int, error: str) -> None:
+    def mark_failed(self, release_id: int, code: str, error: str) -> None:
         """Take a release out of the export queue because it cannot be written."""
         with self.transaction():
             self.db.table("releases").update(
-                release_id, {"state": ExportState.FAILED.value, "error": error}
+                release_id,
+                {"state": ExportState.FAILED.value, "error": error, "error_code": code},
             )
+
+    def delete_release(self, release_id: int) -> None:
+        """Forget a release that was refused (it never reached the repository)."""
+        with self.transaction():
+            self.db.conn.execute("delete from release_manifests where release_id = ?", [release_id])
+            self.db.conn.execute("delete from releases where id = ?", [release_id])
 
     def retry_failed(self, release_id: int) -> None:
         """Put a failed release back in the queue (its request came again)."""
