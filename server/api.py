@@ -167,6 +167,7 @@ def release_receipt(application: str, version: int) -> Response:
         "state": stored.state.value,
         "commit_sha": stored.commit_sha,
         "error": stored.error,
+        "removed_from_repo_at": stored.removed_from_repo_at,
     }
     for name in (
         "source_commit_id",

@@ -89,17 +89,39 @@ class Remote:
         out = git("log", f"--format={fmt}", self.branch, cwd=self.path, check=False)
         return out.splitlines()
 
-    def push_foreign_commit(self, tmp: Path, path: str, content: str) -> str:
-        """Someone else pushes a commit (as a human or another tool would)."""
+    def push_files(
+        self, tmp: Path, files: Mapping[str, str | bytes | None], message: str = "foreign change"
+    ) -> str:
+        """Someone else pushes a commit (as a human or another tool would); None deletes."""
         clone = tmp / f"foreign-{uuid.uuid4().hex[:8]}"
-        git("clone", "-q", "--branch", self.branch, self.url, str(clone), cwd=tmp)
-        target = clone / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        git("add", "--", path, cwd=clone)
-        git("commit", "-q", "-m", f"foreign change to {path}", cwd=clone)
-        git("push", "-q", "origin", f"HEAD:refs/heads/{self.branch}", cwd=clone)
+        if self.head() is None:
+            git("init", "-q", f"--initial-branch={self.branch}", str(clone), cwd=tmp)
+        else:
+            git("clone", "-q", "--branch", self.branch, self.url, str(clone), cwd=tmp)
+        for path, content in files.items():
+            target = clone / path
+            if content is None:
+                git("rm", "-r", "-q", "--", path, cwd=clone)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content if isinstance(content, bytes) else content.encode())
+            git("add", "--", path, cwd=clone)
+        git("commit", "-q", "-m", message, cwd=clone)
+        git("push", "-q", self.url, f"HEAD:refs/heads/{self.branch}", cwd=clone)
         return git("rev-parse", "HEAD", cwd=clone).strip()
+
+    def push_foreign_commit(self, tmp: Path, path: str, content: str) -> str:
+        """Someone else pushes one changed file."""
+        return self.push_files(tmp, {path: content}, f"foreign change to {path}")
+
+    def mode(self, path: str) -> str:
+        """The git file mode at the branch head: 100644 file, 120000 symlink, 040000 tree."""
+        out = git("ls-tree", self.branch, "--", path, cwd=self.path)
+        return out.split()[0] if out else ""
+
+    def message(self, index: int = 0) -> str:
+        """The full message of the commit ``index`` steps below the head."""
+        return git("log", "-1", "--format=%B", f"{self.branch}~{index}", cwd=self.path).strip()
 
 
 def make_bare_remote(path: Path, branch: str = "main") -> Remote:
