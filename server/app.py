@@ -11,6 +11,7 @@ from flask import Response
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from server.auth.gate import Auth
 from server.config import Config
 from server.errors import KuberpultError
 from server.exporter import Exporter
@@ -36,6 +37,7 @@ def create_app(config: Config | None = None) -> Flask:
     exporter = Exporter(config)
     app.extensions["kuberpult.config"] = config
     app.extensions["kuberpult.exporter"] = exporter
+    app.extensions["kuberpult.auth"] = Auth(config)
 
     store = Store(config.database_path)
     try:
@@ -45,9 +47,12 @@ def create_app(config: Config | None = None) -> Flask:
     exporter.prepare()
 
     from server import api
+    from server import locks_api
+    from server.web_context import close_store
 
     app.register_blueprint(api.bp)
-    app.teardown_appcontext(api.close_store)
+    app.register_blueprint(locks_api.bp)
+    app.teardown_appcontext(close_store)
     app.register_error_handler(KuberpultError, _kuberpult_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

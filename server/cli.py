@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from server.auth.gate import Auth
 from server.config import Config
 from server.config import ConfigError
 
@@ -67,7 +68,14 @@ def create_environment(argv: list[str]) -> int:
     from server.edits import RepositoryEdits
     from server.errors import KuberpultError
     from server.exporter import Exporter
+    from server.store import Store
 
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.database_path)
+    try:
+        store.migrate()
+    finally:
+        store.close()
     exporter = Exporter(config)
     exporter.prepare()
     try:
@@ -102,6 +110,15 @@ def serve(argv: list[str]) -> int:
     config = _config()
     if config is None:
         return 2
+    refusal = _unprotected_bind(args.bind, config)
+    if refusal:
+        print(f"kuberpult-server: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        Auth(config)  # a bad keyring or policy file stops us here, once, with its message
+    except ConfigError as error:
+        print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
+        return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
@@ -123,6 +140,24 @@ def serve(argv: list[str]) -> int:
     }
     _GunicornServer(config, options).run()
     return 0
+
+
+_LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+
+
+def _unprotected_bind(bind: str, config: Config) -> str | None:
+    """Why serving on ``bind`` would expose releases without any protection, if it would."""
+    host = bind.rsplit(":", 1)[0] if ":" in bind and not bind.startswith("unix:") else bind
+    if bind.startswith("unix:") or host.startswith(_LOOPBACK):
+        return None
+    if config.pgp_key_ring_path or config.token_auth_enabled or config.api_enable_despite_no_auth:
+        return None
+    return (
+        f"refusing to listen on {host!r} without authentication: set "
+        "KUBERPULT_PGP_KEY_RING_PATH (signed /release), KUBERPULT_DEX_ENABLED=true or "
+        "KUBERPULT_GITHUB_OIDC_POLICY_PATH (tokens), or KUBERPULT_API_ENABLE_DESPITE_NO_AUTH=true "
+        "to run without authentication on purpose"
+    )
 
 
 if __name__ == "__main__":

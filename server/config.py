@@ -39,6 +39,15 @@ class Config:
     embedded_remote: bool = False
     release_versions_limit: int = 20
     write_commit_data: bool = False
+    pgp_key_ring_path: Path | None = None
+    dex_enabled: bool = False
+    dex_issuer_url: str = ""
+    dex_client_id: str = ""
+    dex_rbac_policy_path: Path | None = None
+    dex_rbac_team_path: Path | None = None
+    github_oidc_policy_path: Path | None = None
+    github_oidc_issuer: str = "https://token.actions.githubusercontent.com"
+    github_oidc_audience: str = "kuberpult-lite"
     test_fault: str = ""
 
     @property
@@ -55,6 +64,11 @@ class Config:
     def lock_path(self) -> Path:
         """The file whose flock guards the working clone across workers and threads."""
         return self.data_dir / "repo.lock"
+
+    @property
+    def token_auth_enabled(self) -> bool:
+        """Whether bearer tokens (Dex or GitHub Actions) are accepted."""
+        return self.dex_enabled or self.github_oidc_policy_path is not None
 
     @property
     def request_budget(self) -> float:
@@ -83,7 +97,35 @@ class Config:
         push_timeout = _number(env, "KUBERPULT_GIT_PUSH_TIMEOUT", 30.0, low=1.0, high=600.0)
         max_commits = _whole(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 20, low=1, high=1000)
         versions_limit = _whole(env, "KUBERPULT_RELEASE_VERSIONS_LIMIT", 20, low=5, high=30)
+        dex_enabled = _boolean(env, "KUBERPULT_DEX_ENABLED")
+        dex_issuer = env.get("KUBERPULT_DEX_ISSUER_URL", "").strip()
+        if not dex_issuer and env.get("KUBERPULT_DEX_BASE_URL", "").strip():
+            dex_issuer = env["KUBERPULT_DEX_BASE_URL"].strip().rstrip("/") + "/dex"
+        dex_client = env.get("KUBERPULT_DEX_CLIENT_ID", "").strip()
+        dex_policy = _file(env, "KUBERPULT_DEX_RBAC_POLICY_PATH")
+        if dex_enabled:
+            for name, value in (
+                ("KUBERPULT_DEX_ISSUER_URL (or KUBERPULT_DEX_BASE_URL)", dex_issuer),
+                ("KUBERPULT_DEX_CLIENT_ID", dex_client),
+                ("KUBERPULT_DEX_RBAC_POLICY_PATH", dex_policy),
+            ):
+                if not value:
+                    raise ConfigError(f"KUBERPULT_DEX_ENABLED=true needs {name}")
         return cls(
+            pgp_key_ring_path=_file(env, "KUBERPULT_PGP_KEY_RING_PATH"),
+            dex_enabled=dex_enabled,
+            dex_issuer_url=_url(dex_issuer, "KUBERPULT_DEX_ISSUER_URL") if dex_enabled else "",
+            dex_client_id=dex_client,
+            dex_rbac_policy_path=dex_policy,
+            dex_rbac_team_path=_file(env, "KUBERPULT_DEX_RBAC_TEAM_PATH"),
+            github_oidc_policy_path=_file(env, "KUBERPULT_GITHUB_OIDC_POLICY_PATH"),
+            github_oidc_issuer=_url(
+                env.get("KUBERPULT_GITHUB_OIDC_ISSUER", "").strip()
+                or "https://token.actions.githubusercontent.com",
+                "KUBERPULT_GITHUB_OIDC_ISSUER",
+            ),
+            github_oidc_audience=env.get("KUBERPULT_GITHUB_OIDC_AUDIENCE", "").strip()
+            or "kuberpult-lite",
             data_dir=data_dir,
             git_url=git_url,
             git_branch=branch,
@@ -147,3 +189,19 @@ def _whole(env: Mapping[str, str], name: str, default: int, *, low: int, high: i
     if raw and not raw.isdigit():
         raise ConfigError(f"{name} must be a whole number, got {raw!r}")
     return int(_number(env, name, default, low=low, high=high))
+
+
+def _file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(f"{name} names {raw!r}, which is not a readable file")
+    return path
+
+
+def _url(value: str, name: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")

@@ -88,6 +88,13 @@ class Unauthorized(KuberpultError):
     code = "unauthorized"
 
 
+class Forbidden(KuberpultError):
+    """Authenticated, but not allowed to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(KuberpultError):
     """The thing asked for does not exist."""
 

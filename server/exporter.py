@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from server import layout
 from server.config import Config
+from server.environments import read_config
 from server.faults import maybe_die
 from server.git import Git
 from server.git import GitError
@@ -33,6 +35,7 @@ from server.store import Store
 
 log = logging.getLogger(__name__)
 
+_ENVIRONMENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
 _LOCK_POLL = 0.005
 
@@ -108,12 +111,13 @@ class Exporter:
                     self._create_embedded_remote()
                 repo = self._repo()
                 repo.take_clean_marker()
-                repo.sync(self.config.git_push_timeout)
+                self._sync(repo, self.config.git_push_timeout)
                 if self.config.embedded_remote and repo.head() is None:
                     repo.stage([repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()])
                     identity = (self.config.git_author_name, self.config.git_author_email)
                     repo.commit("seed environments development and staging", identity, identity)
                     repo.push(self.config.git_push_timeout)
+                    self._record_environments(repo)
                 repo.mark_clean()
             except (GitError, OSError) as error:
                 log.warning("manifest repository not ready at startup: %s", error)
@@ -125,6 +129,29 @@ class Exporter:
             Git(bare, self.config.data_dir / "git-home").run(
                 ["init", "-q", "--bare", f"--initial-branch={self.config.git_branch}"]
             )
+
+    def _sync(self, repo: ManifestRepo, timeout: float) -> None:
+        """Reset the clone to the remote and refresh the mirror of environment configs."""
+        repo.sync(timeout)
+        self._record_environments(repo)
+
+    def _record_environments(self, repo: ManifestRepo) -> None:
+        """Mirror the environment configs into SQLite, for checks made before the repo lock
+        (RBAC needs each environment's group). Unreadable configs are left out."""
+        configs: dict[str, tuple[bool, str | None]] = {}
+        for name in repo.tree.list(("environments",)):
+            if not _ENVIRONMENT.fullmatch(name) or not repo.tree.is_dir(("environments", name)):
+                continue
+            try:
+                config = read_config(repo.tree, name)
+            except ApplyError:
+                continue
+            configs[name] = (config.upstream_latest, config.environment_group)
+        store = Store(self.config.database_path)
+        try:
+            store.replace_environments(configs)
+        finally:
+            store.close()
 
     def export_until(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
         """Push pending releases until ``release_id`` is pushed (or, for None, none is pending).
@@ -161,7 +188,7 @@ class Exporter:
                 return "the deadline passed before the push"
             try:
                 if not clean:
-                    repo.sync(min(remaining, self.config.git_push_timeout))
+                    self._sync(repo, min(remaining, self.config.git_push_timeout))
                 head_before = repo.head()
                 commits, removed = self._commit_each(store, repo, batch)
                 maybe_die(self.config, "after-git-commit")
@@ -225,7 +252,7 @@ class Exporter:
             for _ in range(MAX_REDO):
                 try:
                     if not clean:
-                        repo.sync(max(deadline - time.monotonic(), 1.0))
+                        self._sync(repo, max(deadline - time.monotonic(), 1.0))
                     try:
                         change = edit(repo.tree)
                     except ApplyError:
@@ -239,6 +266,7 @@ class Exporter:
                     sha = repo.commit(change.message, author, committer)
                     repo.push(max(deadline - time.monotonic(), 1.0))
                     repo.mark_clean()
+                    self._record_environments(repo)
                     return sha
                 except NonFastForward:
                     clean = False

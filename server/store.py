@@ -22,7 +22,7 @@ from server.errors import Unavailable
 from server.models import ExportState
 from server.models import StoredRelease
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 
 _RELEASE_TEXT_FIELDS = (
@@ -83,49 +83,62 @@ class Store:
         """Create or upgrade the schema; safe to call from every worker at once."""
         with self.transaction():
             current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
-            if current >= SCHEMA_VERSION:
-                return
-            self.db.table("applications").create(
-                {"name": str, "team": str, "created_at": str},
-                pk="name",
-                not_null={"created_at"},
-            )
-            self.db.table("releases").create(
-                {
-                    "id": int,
-                    "application": str,
-                    "version": int,
-                    **{name: str for name in _RELEASE_TEXT_FIELDS},
-                    "author_name": str,
-                    "author_email": str,
-                    "created_at": str,
-                    "state": str,
-                    "error": str,
-                    "error_code": str,
-                    "commit_sha": str,
-                    "pushed_at": str,
-                    "removed_from_repo_at": str,
-                },
-                pk="id",
-                not_null={
-                    "application",
-                    "version",
-                    "author_name",
-                    "author_email",
-                    "created_at",
-                    "state",
-                },
-                foreign_keys=[("application", "applications", "name")],
-            )
-            self.db.table("releases").create_index(["application", "version"], unique=True)
-            self.db.table("releases").create_index(["state", "id"])
-            self.db.table("release_manifests").create(
-                {"release_id": int, "environment": str, "content": bytes},
-                pk=("release_id", "environment"),
-                not_null={"content"},
-                foreign_keys=[("release_id", "releases", "id")],
-            )
+            if current < 1:
+                self._create_v1()
+            if current < 2:
+                # v2: a mirror of the environment configs, for checks made before the repo lock.
+                self.db.table("environments").create(
+                    {
+                        "name": str,
+                        "upstream_latest": int,
+                        "environment_group": str,
+                        "updated_at": str,
+                    },
+                    pk="name",
+                )
             self.db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _create_v1(self) -> None:
+        self.db.table("applications").create(
+            {"name": str, "team": str, "created_at": str},
+            pk="name",
+            not_null={"created_at"},
+        )
+        self.db.table("releases").create(
+            {
+                "id": int,
+                "application": str,
+                "version": int,
+                **{name: str for name in _RELEASE_TEXT_FIELDS},
+                "author_name": str,
+                "author_email": str,
+                "created_at": str,
+                "state": str,
+                "error": str,
+                "error_code": str,
+                "commit_sha": str,
+                "pushed_at": str,
+                "removed_from_repo_at": str,
+            },
+            pk="id",
+            not_null={
+                "application",
+                "version",
+                "author_name",
+                "author_email",
+                "created_at",
+                "state",
+            },
+            foreign_keys=[("application", "applications", "name")],
+        )
+        self.db.table("releases").create_index(["application", "version"], unique=True)
+        self.db.table("releases").create_index(["state", "id"])
+        self.db.table("release_manifests").create(
+            {"release_id": int, "environment": str, "content": bytes},
+            pk=("release_id", "environment"),
+            not_null={"content"},
+            foreign_keys=[("release_id", "releases", "id")],
+        )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -177,6 +190,23 @@ class Store:
                 "select count(*) from releases where state = ?", [ExportState.PENDING.value]
             ).fetchone()[0]
         )
+
+    def environments(self) -> dict[str, tuple[bool, str]]:
+        """The mirrored environment configs: name -> (upstream latest, environment group)."""
+        rows = self.db.conn.execute(
+            "select name, upstream_latest, environment_group from environments"
+        ).fetchall()
+        return {name: (bool(latest), group or name) for name, latest, group in rows}
+
+    def replace_environments(self, configs: dict[str, tuple[bool, str | None]]) -> None:
+        """Replace the mirror with the environments the repository has now."""
+        now = utc_now()
+        with self.transaction():
+            self.db.conn.execute("delete from environments")
+            for name, (latest, group) in sorted(configs.items()):
+                self.db.conn.execute(
+                    "insert into environments values (?, ?, ?, ?)", [name, int(latest), group, now]
+                )
 
     def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
         manifests = {

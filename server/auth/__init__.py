@@ -1,0 +1,1 @@
+"""Who may release: PGP signatures on manifests, OIDC bearer tokens, and RBAC policies."""
