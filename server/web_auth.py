@@ -40,6 +40,15 @@ def _verify_token(token: str) -> Principal:
     return get_auth().authenticate(token)
 
 
+@bearer.error_handler  # type: ignore[untyped-decorator]
+def _no_token(status: int) -> None:
+    # Reached only without a usable token: a bad token raises its own reason above.
+    raise Unauthorized(
+        "kuberpult.oauth token not found: send 'Authorization: Bearer <token>' or the "
+        "kuberpult.oauth cookie"
+    )
+
+
 def current_principal() -> Principal | None:
     """The verified caller of this request, or None when no token was asked for."""
     principal: Principal | None = bearer.current_user()

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.gpg_keys import Keys
+from tests.gpg_keys import make_keys
+
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_BIN = Path(sys.executable).parent / "kuberpult-server"
 GIT_ENV = {
@@ -214,6 +217,7 @@ class Server:
         headers: dict[str, str] | None = None,
         method: str = "POST",
         timeout: float = 60,
+        signatures: list[tuple[str, bytes]] | None = None,
     ) -> requests.Response:
         """Send a multipart release request the way Kuberpult's client does."""
         data: list[tuple[str, str]] = []
@@ -231,6 +235,10 @@ class Server:
             for env, content in (
                 manifests if manifests is not None else {"development": b"kind: Deployment\n"}
             ).items()
+        ]
+        files += [
+            (f"signatures[{env}]", (f"{env}-signature", signature))
+            for env, signature in signatures or []
         ]
         # Text parts as (None, value) file tuples keep the body multipart even with no files.
         parts: list[tuple[str, tuple[str | None, bytes]]] = [
@@ -276,6 +284,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+    """Real gpg keys: trusted, unknown, expired, revoked, and one signing with a subkey."""
+    return make_keys(tmp_path_factory.mktemp("gpg"))
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,23 @@ class Keys:
 
     def gpg(self, *args: str, data: bytes | None = None, faked_time: int | None = None) -> bytes:
         """Run gpg in the signer's home."""
-        command = ["gpg", "--homedir", str(self.home), "--batch", "--yes", "--quiet",
-                   "--pinentry-mode", "loopback", "--passphrase", ""]
+        command = [
+            "gpg",
+            "--homedir",
+            str(self.home),
+            "--batch",
+            "--yes",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]
         if faked_time is not None:
             command.append(f"--faked-system-time={faked_time}!")
-        result = subprocess.run([*command, *args], input=data, capture_output=True, timeout=60,
-                                check=False)
+        result = subprocess.run(
+            [*command, *args], input=data, capture_output=True, timeout=60, check=False
+        )
         if result.returncode != 0:
             raise AssertionError(f"gpg {args} failed: {result.stderr.decode()}")
         return result.stdout
@@ -49,8 +60,14 @@ def make_keys(base: Path) -> Keys:
     keys.past = int(time.time()) - 10 * 86400
     for name in ("trusted", "unknown", "revoked", "subkey"):
         keys.gpg("--quick-gen-key", f"{name} <{name}@example.com>", "ed25519", "sign", "never")
-    keys.gpg("--quick-gen-key", "expired <expired@example.com>", "ed25519", "sign", "1d",
-             faked_time=keys.past)
+    keys.gpg(
+        "--quick-gen-key",
+        "expired <expired@example.com>",
+        "ed25519",
+        "sign",
+        "1d",
+        faked_time=keys.past,
+    )
     for line in keys.gpg("--list-keys", "--with-colons").decode().splitlines():
         fields = line.split(":")
         if fields[0] == "fpr":
@@ -58,23 +75,44 @@ def make_keys(base: Path) -> Keys:
         if fields[0] == "uid":
             keys.fingerprints[fields[9].split(" ")[0]] = last_fpr
     keys.gpg("--quick-add-key", keys.fingerprints["subkey"], "ed25519", "sign", "never")
-    for line in keys.gpg("--list-keys", "--with-colons", keys.fingerprints["subkey"]) \
-            .decode().splitlines():
+    for line in (
+        keys.gpg("--list-keys", "--with-colons", keys.fingerprints["subkey"]).decode().splitlines()
+    ):
         if line.startswith("fpr:"):
             keys.fingerprints["subkey-signing"] = line.split(":")[9]  # the last fpr: the subkey
-    exported = keys.gpg("--armor", "--export", *(keys.fingerprints[n] for n in
-                                                 ("trusted", "expired", "revoked", "subkey")))
+    exported = keys.gpg(
+        "--armor",
+        "--export",
+        *(keys.fingerprints[n] for n in ("trusted", "expired", "revoked", "subkey")),
+    )
     revocation = (home / "openpgp-revocs.d" / f"{keys.fingerprints['revoked']}.rev").read_text()
     # The generated certificate is guarded by a ':' at the line start against accidental use.
     certificate = revocation.replace(":-----BEGIN", "-----BEGIN")
     cert_home = base / "revoker"
     cert_home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(cert_home)}
-    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=exported, env=env,
-                   check=True, capture_output=True, timeout=60)
-    subprocess.run(["gpg", "--batch", "--quiet", "--import"], input=certificate.encode(), env=env,
-                   check=True, capture_output=True, timeout=60)
-    keyring = subprocess.run(["gpg", "--batch", "--armor", "--export"], env=env, check=True,
-                             capture_output=True, timeout=60).stdout
+    subprocess.run(
+        ["gpg", "--batch", "--quiet", "--import"],
+        input=exported,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    subprocess.run(
+        ["gpg", "--batch", "--quiet", "--import"],
+        input=certificate.encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    keyring = subprocess.run(
+        ["gpg", "--batch", "--armor", "--export"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
     keys.keyring.write_bytes(keyring)
     return keys

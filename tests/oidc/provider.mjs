@@ -1,0 +1,33 @@
+// A real OIDC provider for the tests: oauth2-mock-server on 127.0.0.1, its issuer under a
+// path prefix (Dex serves under /dex). Tokens come from a client_credentials POST to
+// <issuer>/token; extra form fields become claims (groups is comma-separated, expires_in sets
+// exp). GET <prefix>/stats tells how often the key set was fetched.
+// Usage: node provider.mjs PORT PREFIX
+import http from 'node:http';
+import { OAuth2Server } from 'oauth2-mock-server';
+
+const [port, prefix = ''] = [Number(process.argv[2]), process.argv[3] ?? ''];
+const server = new OAuth2Server();
+await server.issuer.keys.generate('RS256');
+server.issuer.url = `http://127.0.0.1:${port}${prefix}`;
+const claims = ['email', 'name', 'groups', 'repository', 'ref', 'environment', 'sub', 'iss'];
+server.service.on('beforeTokenSigning', (token, req) => {
+  for (const name of claims) {
+    if (req.body[name] === undefined) continue;
+    token.payload[name] = name === 'groups' ? req.body[name].split(',') : req.body[name];
+  }
+  if (req.body.expires_in !== undefined) {
+    token.payload.exp = Math.floor(Date.now() / 1000) + Number(req.body.expires_in);
+  }
+});
+let jwksFetches = 0;
+const handler = server.service.requestHandler;
+http.createServer((req, res) => {
+  if (req.url === `${prefix}/stats`) {
+    res.setHeader('content-type', 'application/json');
+    return res.end(JSON.stringify({ jwks: jwksFetches }));
+  }
+  if (prefix && req.url.startsWith(`${prefix}/`)) req.url = req.url.slice(prefix.length);
+  if (req.url === '/jwks') jwksFetches += 1;
+  handler(req, res);
+}).listen(port, '127.0.0.1', () => console.log('ready'));
