@@ -117,6 +117,22 @@ def release_receipt(application: str, version: int) -> Response:
     return jsonify(body)
 
 
+@bp.post("/api/application/<application>/release/manifests/latest")
+@api_gate
+def latest_manifests(application: str) -> Response:
+    """The manifests of an application's newest release (what the client's dry run diffs)."""
+    store = get_store()
+    version = store.highest_version(application)
+    stored = store.find_release(application, version) if version is not None else None
+    if stored is None:
+        raise NotFound(f"application {application!r} has no release")
+    manifests = {
+        env: {"content": content.decode("utf-8", "replace")}
+        for env, content in sorted(stored.manifests.items())
+    }
+    return jsonify({"manifests": manifests, "version": stored.version})
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """200 once the server can take releases (its database answers)."""

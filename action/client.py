@@ -1,0 +1,226 @@
+"""Talking to a kuberpult(-lite) server: the release request, auth headers, and retries.
+
+Shared by the ``kuberpult-client`` command line and the GitHub Action. Unlike Kuberpult's Go
+client, the body is rebuilt for every attempt, the timeout is honoured, and only failures that
+may pass (network errors, 408, 429, 5xx) are retried, with backoff and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
+
+import requests
+
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+MAX_BACKOFF = 30.0
+MAX_RETRY_AFTER = 120.0
+FileParts = list[tuple[str, tuple[str | None, bytes]]]
+
+
+class RequestFailed(Exception):
+    """No attempt succeeded; ``answer`` is the last server answer, if there was one."""
+
+    def __init__(self, message: str, answer: Answer | None = None) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the server is and how to talk to it (Kuberpult's global flags and tokens)."""
+
+    url: str
+    author_name: str | None = None
+    author_email: str | None = None
+    client_uuid: str | None = None
+    retries: int = 3
+    timeout: float = 180.0
+    dex_token: str | None = None
+    iap_token: str | None = None
+
+    def endpoint(self, path: str) -> str:
+        """``path`` joined to the URL, keeping any path prefix and query (Go's JoinPath)."""
+        parts = urlsplit(self.url)
+        joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
+        return urlunsplit((parts.scheme, parts.netloc, joined, parts.query, ""))
+
+    def headers(self, *, authors: bool = True, uuid: bool = False) -> dict[str, str]:
+        """Kuberpult's request headers: tokens, base64 author headers, client uuid."""
+        headers: dict[str, str] = {}
+        if self.iap_token is not None:
+            headers["Proxy-Authorization"] = f"Bearer {self.iap_token}"
+        if self.dex_token is not None:
+            headers["Authorization"] = f"Bearer {self.dex_token}"
+        if authors and self.author_name is not None:
+            headers["author-name"] = base64.b64encode(self.author_name.encode()).decode()
+        if authors and self.author_email is not None:
+            headers["author-email"] = base64.b64encode(self.author_email.encode()).decode()
+        if uuid and self.client_uuid is not None:
+            headers["client-uuid"] = self.client_uuid
+        return headers
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one release sends: the fields of Kuberpult's multipart request."""
+
+    application: str
+    manifests: dict[str, bytes]
+    signatures: dict[str, bytes] = field(default_factory=dict)
+    team: str | None = None
+    source_commit_id: str | None = None
+    previous_commit_id: str | None = None
+    source_author: str | None = None
+    source_message: str | None = None
+    version: int | None = None
+    revision: int | None = None
+    display_version: str | None = None
+    ci_link: str | None = None
+    prepublish: bool = False
+
+    def parts(self) -> FileParts:
+        """The multipart parts in the Go client's order and with its file names."""
+        parts: FileParts = [("application", (None, self.application.encode()))]
+        for env, content in self.manifests.items():
+            parts.append((f"manifests[{env}]", (f"{env}-manifest", content)))
+        for env, signature in self.signatures.items():
+            parts.append((f"signatures[{env}]", (f"{env}-signature", signature)))
+        for name in (
+            "team",
+            "source_commit_id",
+            "previous_commit_id",
+            "source_author",
+            "source_message",
+            "version",
+            "revision",
+            "display_version",
+            "ci_link",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                parts.append((name, (None, str(value).encode())))
+        if self.prepublish:
+            parts.append(("is_prepublish", (None, b"true")))
+        return parts
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The server's answer to the successful (or last) attempt."""
+
+    status: int
+    reason: str
+    body: str
+    headers: dict[str, str]
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def send(
+    connection: Connection,
+    method: str,
+    path: str,
+    *,
+    files: Callable[[], FileParts] | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+    retry: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Answer:
+    """Send a request, retrying what may pass; return the 2xx answer.
+
+    ``files`` is called for every attempt, so each one carries the whole body.
+    :raises RequestFailed: after the last attempt, or at once for an answer retrying cannot fix.
+    """
+    url = connection.endpoint(path)
+    attempts = connection.retries + 1 if retry else 1
+    last: Answer | None = None
+    for attempt in range(1, attempts + 1):
+        log(f"attempt {attempt}/{attempts}: {method} {url}")
+        wait = _backoff(attempt)
+        try:
+            response = requests.request(
+                method,
+                url,
+                files=files() if files else None,
+                json=json,
+                headers=headers,
+                timeout=connection.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as error:
+            log(f"error issuing the HTTP request: {error}")
+        else:
+            last = Answer(
+                response.status_code, response.reason or "", response.text, dict(response.headers)
+            )
+            if 200 <= response.status_code < 300:
+                return last
+            log(
+                f"Received response code {response.status_code} - {response.reason} "
+                f"from the server\nResponse body:\n{response.text.rstrip()}"
+            )
+            if response.status_code not in RETRYABLE:
+                raise RequestFailed(_refusal(last), last)
+            wait = _retry_after(response.headers.get("Retry-After"), wait)
+        if attempt < attempts:
+            log(f"Retrying in {wait:g}s...")
+            sleep(wait)
+    raise RequestFailed(
+        f"could not perform a successful call to the server after {attempts} attempt(s)", last
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2 ** (attempt - 1), MAX_BACKOFF))
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    if value and value.strip().isdigit():
+        return min(float(value.strip()), MAX_RETRY_AFTER)
+    return default
+
+
+def _refusal(answer: Answer) -> str:
+    body = answer.json()
+    message = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+    if 300 <= answer.status < 400:
+        message = f"redirect to {answer.headers.get('Location', '?')} not followed"
+    return f"the server answered {answer.status}: {message or answer.body.strip() or answer.reason}"
+
+
+def fetch_client_credentials_token(
+    token_url: str, client_id: str, client_secret: str, audience: str | None = None
+) -> str:
+    """A machine-to-machine token by the OAuth2 client-credentials grant (requests-oauthlib)."""
+    import os
+
+    from oauthlib.oauth2 import BackendApplicationClient
+    from requests_oauthlib import OAuth2Session
+
+    host = urlsplit(token_url).hostname or ""
+    if token_url.startswith("http://") and host in ("127.0.0.1", "localhost", "::1"):
+        # oauthlib refuses plain http; a provider on this very machine is the one exception.
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    session = OAuth2Session(client=BackendApplicationClient(client_id=client_id))
+    extra = {"audience": audience} if audience else {}
+    token = session.fetch_token(
+        token_url, client_id=client_id, client_secret=client_secret, timeout=30, **extra
+    )
+    return str(token.get("id_token") or token["access_token"])
