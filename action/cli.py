@@ -502,7 +502,7 @@ def lock_command(command: str) -> Callable[[Connection, list[str]], int]:
         try:
             path = template.format(**{k: quote(v, safe="") for k, v in values.items()})
             answer = client.send(
-                connection, method, path, json=body, headers=connection.headers(), log=log
+                connection, method, path, json_body=body, headers=connection.headers(), log=log
             )
         except RequestFailed as error:
             log(f"error on {command}, error: {error}")
