@@ -157,7 +157,7 @@ def send(
                 method,
                 url,
                 files=files() if files else None,
-                json=json,
+                json=json_body,
                 headers=headers,
                 timeout=connection.timeout,
                 allow_redirects=False,

@@ -64,10 +64,13 @@ class Policy:
     def _allowed(
         self, roles: Iterable[str], action: str, env_group: str, env: str, app: str
     ) -> bool:
+        # A policy may use * for the group, the environment and the application.
         return any(
-            f"p,role:{role},{action},{group}:{env},{application},allow" in self.permissions
+            f"p,role:{role},{action},{group}:{environment},{application},allow"
+            in self.permissions
             for role in roles
             for group in (env_group, "*")
+            for environment in (env, "*")
             for application in (app, "*")
         )
 

@@ -1,7 +1,8 @@
 // A real OIDC provider for the tests: oauth2-mock-server on 127.0.0.1, its issuer under a
 // path prefix (Dex serves under /dex). Tokens come from a client_credentials POST to
 // <issuer>/token; extra form fields become claims (groups is comma-separated, expires_in sets
-// exp). GET <prefix>/stats tells how often the key set was fetched.
+// exp; a client in Basic auth gets email <client>@clients.example.com and group machines).
+// GET <prefix>/stats tells how often the key set was fetched.
 // Usage: node provider.mjs PORT PREFIX
 import http from 'node:http';
 import { OAuth2Server } from 'oauth2-mock-server';
@@ -15,6 +16,14 @@ server.service.on('beforeTokenSigning', (token, req) => {
   for (const name of claims) {
     if (req.body[name] === undefined) continue;
     token.payload[name] = name === 'groups' ? req.body[name].split(',') : req.body[name];
+  }
+  // requests-oauthlib sends the audience as 'audience' and the client in Basic auth.
+  if (req.body.audience !== undefined) token.payload.aud = req.body.audience;
+  const basic = req.headers.authorization ?? '';
+  if (basic.startsWith('Basic ')) {
+    const client = Buffer.from(basic.slice(6), 'base64').toString().split(':')[0];
+    token.payload.email = `${decodeURIComponent(client)}@clients.example.com`;
+    token.payload.groups = ['machines'];
   }
   if (req.body.expires_in !== undefined) {
     token.payload.exp = Math.floor(Date.now() / 1000) + Number(req.body.expires_in);
