@@ -124,7 +124,7 @@ def token_server(start_server, bare_remote: Remote, tmp_path: Path, dex: Provide
         "p, role:developer, DeleteLock, *:*, *, allow\n"
         "g, developers, role:developer\ng, machines, role:developer\n"
     )
-    return start_server(
+    server: Server = start_server(
         bare_remote,
         KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="false",
         KUBERPULT_DEX_ENABLED="true",
@@ -132,6 +132,7 @@ def token_server(start_server, bare_remote: Remote, tmp_path: Path, dex: Provide
         KUBERPULT_DEX_CLIENT_ID="kuberpult",
         KUBERPULT_DEX_RBAC_POLICY_PATH=str(policy),
     )
+    return server
 
 
 def test_a_dex_access_token_from_the_environment(

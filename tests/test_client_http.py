@@ -12,6 +12,7 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,11 +90,12 @@ def parts(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]
     message = BytesParser(policy=HTTP).parsebytes(
         f"Content-Type: {content_type}\r\n\r\n".encode() + body
     )
-    found = {}
+    found: dict[str, tuple[str | None, bytes]] = {}
     for part in message.iter_parts():
-        disposition = part.get("Content-Disposition")
-        name = disposition.params["name"]
-        found[name] = (disposition.params.get("filename"), part.get_payload(decode=True))
+        disposition: Any = part.get("Content-Disposition")
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        found[disposition.params["name"]] = (disposition.params.get("filename"), payload)
     return found
 
 

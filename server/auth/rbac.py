@@ -66,8 +66,7 @@ class Policy:
     ) -> bool:
         # A policy may use * for the group, the environment and the application.
         return any(
-            f"p,role:{role},{action},{group}:{environment},{application},allow"
-            in self.permissions
+            f"p,role:{role},{action},{group}:{environment},{application},allow" in self.permissions
             for role in roles
             for group in (env_group, "*")
             for environment in (env, "*")
