@@ -1,0 +1,112 @@
+"""The action's signing with real gpg: keys with a passphrase, armored and base64."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from action.github import ActionFailure
+from action.signing import signer
+
+PASSPHRASE = "correct horse; battery $(staple)"
+
+
+@dataclass
+class SecretKey:
+    armored: str
+    public: bytes
+    home: Path
+
+
+def make_secret_key(base: Path) -> SecretKey:
+    """A passphrase-protected key, exported as the workflow's secret would hold it."""
+    home = base / "ci-key-home"
+    home.mkdir(mode=0o700)
+    common = [
+        "gpg",
+        "--homedir",
+        str(home),
+        "--batch",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        PASSPHRASE,
+    ]
+    subprocess.run(
+        [*common, "--quick-gen-key", "CI Bot <ci@example.com>", "ed25519", "sign", "never"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    armored = subprocess.run(
+        [*common, "--armor", "--export-secret-keys"], check=True, capture_output=True, timeout=60
+    ).stdout.decode()
+    public = subprocess.run(
+        [*common, "--armor", "--export"], check=True, capture_output=True, timeout=60
+    ).stdout
+    return SecretKey(armored, public, home)
+
+
+@pytest.fixture(scope="module")
+def secret_key(tmp_path_factory: pytest.TempPathFactory) -> SecretKey:
+    return make_secret_key(tmp_path_factory.mktemp("ci-key"))
+
+
+def verifies(public: bytes, content: bytes, signature: bytes, base: Path) -> bool:
+    home = base / "verifier"
+    home.mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(
+        ["gpg", "--batch", "--import"],
+        input=public,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    (base / "content").write_bytes(content)
+    (base / "content.asc").write_bytes(signature)
+    result = subprocess.run(
+        ["gpg", "--batch", "--verify", str(base / "content.asc"), str(base / "content")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+@pytest.mark.parametrize("encoding", ["armored", "base64"])
+def test_signatures_verify_against_the_public_key(
+    secret_key: SecretKey, tmp_path: Path, encoding: str
+) -> None:
+    key = secret_key.armored
+    if encoding == "base64":
+        key = base64.b64encode(key.encode()).decode()
+    content = b"kind: Deployment\n"
+    with signer(key, PASSPHRASE, tmp_path) as (active, fingerprint):
+        signature = active.sign(content, fingerprint)
+        home = active.home
+        assert (home.stat().st_mode & 0o777) == 0o700
+    assert signature.startswith(b"-----BEGIN PGP SIGNATURE-----")
+    assert verifies(secret_key.public, content, signature, tmp_path)
+    assert not verifies(secret_key.public, content + b"x", signature, tmp_path)
+    assert not home.exists()
+
+
+def test_a_wrong_passphrase_fails_clearly(secret_key: SecretKey, tmp_path: Path) -> None:
+    with pytest.raises(ActionFailure, match="is gpg-passphrase right"):
+        with signer(secret_key.armored, "wrong", tmp_path) as (active, fingerprint):
+            active.sign(b"x", fingerprint)
+
+
+@pytest.mark.parametrize("key", ["not a key at all!", base64.b64encode(b"garbage").decode()])
+def test_a_bad_key_fails_clearly(key: str, tmp_path: Path) -> None:
+    with pytest.raises(ActionFailure, match="gpg-private-key"):
+        with signer(key, "", tmp_path):
+            pass

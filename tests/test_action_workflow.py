@@ -1,0 +1,227 @@
+"""The GitHub Action run the way the runner runs it, against a live server and a bare remote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.action_runner import CompositeAction
+from tests.action_runner import parse_file_command
+from tests.conftest import ROOT
+from tests.conftest import Remote
+from tests.conftest import Server
+from tests.conftest import git
+from tests.conftest import unique_app
+from tests.test_action_signing import PASSPHRASE
+from tests.test_action_signing import SecretKey
+from tests.test_action_signing import make_secret_key
+
+
+@pytest.fixture(scope="session")
+def action(tmp_path_factory: pytest.TempPathFactory) -> CompositeAction:
+    """The repository's action.yml; one RUNNER_TEMP, so its venv is installed once."""
+    return CompositeAction(ROOT, tmp_path_factory.mktemp("runner-temp"))
+
+
+@pytest.fixture(scope="module")
+def ci_key(tmp_path_factory: pytest.TempPathFactory) -> SecretKey:
+    return make_secret_key(tmp_path_factory.mktemp("action-key"))
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The service's checkout: three commits, manifests under deploy/."""
+    repo = tmp_path / "workspace"
+    repo.mkdir()
+    git("init", "-q", "--initial-branch=main", cwd=repo)
+    shas = []
+    for index in range(3):
+        (repo / "deploy").mkdir(exist_ok=True)
+        (repo / "deploy" / "dev.yaml").write_text(f"kind: Deployment\nrevision: {index}\n")
+        (repo / "deploy" / "svc.yaml").write_text("kind: Service\n")
+        git("add", "-A", cwd=repo)
+        git("commit", "-q", "-m", f"change {index}\n\nwith $(shell) and 'quotes'", cwd=repo)
+        shas.append(git("rev-parse", "HEAD", cwd=repo).strip())
+    return repo, shas
+
+
+@pytest.fixture
+def signed_server(start_server, bare_remote: Remote, ci_key: SecretKey, tmp_path: Path) -> Server:
+    keyring = tmp_path / "keyring.asc"
+    keyring.write_bytes(ci_key.public)
+    server: Server = start_server(bare_remote, KUBERPULT_PGP_KEY_RING_PATH=str(keyring))
+    return server
+
+
+def push_event(shas: list[str]) -> dict[str, object]:
+    return {"before": shas[0], "after": shas[-1], "forced": False}
+
+
+def test_a_signed_release_from_a_push(
+    action: CompositeAction,
+    signed_server: Server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    ci_key: SecretKey,
+) -> None:
+    repo, shas = service
+    app = unique_app()
+    run = action.run(
+        {
+            "url": signed_server.url,
+            "application": app,
+            "manifests": "development=deploy/*.yaml\n",
+            "gpg-private-key": ci_key.armored,
+            "gpg-passphrase": PASSPHRASE,
+            "team": "payments",
+            "display-version": "v1.0.2",
+        },
+        workspace=repo,
+        event=push_event(shas),
+        env={
+            "GITHUB_SHA": shas[-1],
+            "GITHUB_RUN_ID": "42",
+            "GITHUB_REPOSITORY": "acme/svc",
+            "GITHUB_ACTOR": "octocat",
+        },
+    )
+    assert run.outcome == "success", run.log
+    assert run.outputs == {
+        "version": "3",
+        "commit-sha": shas[-1],
+        "previous-commit-sha": shas[0],
+        "response-status": "201",
+        "release-url": f"{signed_server.url}/api/applications/{app}/releases/3",
+    }
+    base = f"applications/{app}/releases/3"
+    assert bare_remote.read(f"{base}/source_commit_id") == shas[-1].encode()
+    assert bare_remote.read(f"{base}/source_message") == b"change 2\n\nwith $(shell) and 'quotes'"
+    manifest = bare_remote.read(f"{base}/environments/development/manifests.yaml")
+    assert manifest == b"kind: Deployment\nrevision: 2\n---\nkind: Service\n"
+    assert bare_remote.log("%an <%ae>")[0] == "octocat <octocat@users.noreply.github.com>"
+    assert f"| Application | {app} |" in run.summary
+    assert "| Version | 3 |" in run.summary
+    assert "| Signed | yes |" in run.summary
+    assert "::group::Sign manifests" in run.log
+    # Secrets are masked before anything could print them, and never printed otherwise.
+    assert f"::add-mask::{PASSPHRASE}" in run.log
+    assert run.log.count(PASSPHRASE) == 1
+
+
+def test_a_conflicting_release_fails_with_the_diff(
+    action: CompositeAction,
+    signed_server: Server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    ci_key: SecretKey,
+) -> None:
+    repo, shas = service
+    app = unique_app()
+    inputs = {
+        "url": signed_server.url,
+        "application": app,
+        "version": "7",
+        "manifests": "development=deploy/dev.yaml",
+        "gpg-private-key": ci_key.armored,
+        "gpg-passphrase": PASSPHRASE,
+    }
+    assert action.run(inputs, workspace=repo, env={"GITHUB_SHA": shas[-1]}).outcome == "success"
+    (repo / "deploy" / "dev.yaml").write_text("kind: Deployment\nrevision: 99\n")
+    head = bare_remote.head()
+    run = action.run(inputs, workspace=repo, env={"GITHUB_SHA": shas[-1]})
+    assert run.outcome == "failure"
+    assert run.outputs["response-status"] == "409"
+    assert "::error title=kuberpult-lite release::the release was not accepted" in run.log
+    assert "-revision: 2%0A+revision: 99" in run.log  # the diff, escaped into one annotation
+    assert "failed" in run.summary
+    assert bare_remote.head() == head
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"gpg-private-key": "this is not a key"}, "gpg-private-key is neither"),
+        ({"manifests": "development=deploy/missing.yaml"}, "no file matches"),
+        ({"gpg-private-key": ""}, "gpg-private-key is required unless skip-signatures"),
+        ({"skip-signatures": "maybe"}, "skip-signatures must be true or false"),
+    ],
+)
+def test_bad_inputs_fail_with_an_annotation(
+    action: CompositeAction,
+    signed_server: Server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    ci_key: SecretKey,
+    inputs: dict[str, str],
+    message: str,
+) -> None:
+    repo, shas = service
+    head = bare_remote.head()
+    run = action.run(
+        {
+            "url": signed_server.url,
+            "application": unique_app(),
+            "manifests": "development=deploy/dev.yaml",
+            "gpg-private-key": ci_key.armored,
+            "gpg-passphrase": PASSPHRASE,
+            **inputs,
+        },
+        workspace=repo,
+        env={"GITHUB_SHA": shas[-1]},
+    )
+    assert run.outcome == "failure"
+    assert message in run.log
+    assert "::error " in run.log
+    assert bare_remote.head() == head
+
+
+def test_unsigned_release_with_a_token_and_a_pull_request(
+    action: CompositeAction,
+    start_server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    tmp_path: Path,
+) -> None:
+    from tests.oidc_provider import Provider
+
+    repo, shas = service
+    provider = Provider("/dex")
+    try:
+        policy = tmp_path / "policy.csv"
+        policy.write_text("p, role:ci, CreateRelease, *:*, *, allow\ng, ci, role:ci\n")
+        server = start_server(
+            bare_remote,
+            KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="false",
+            KUBERPULT_DEX_ENABLED="true",
+            KUBERPULT_DEX_ISSUER_URL=provider.issuer,
+            KUBERPULT_DEX_CLIENT_ID="kuberpult",
+            KUBERPULT_DEX_RBAC_POLICY_PATH=str(policy),
+        )
+        token = provider.token(email="ci@example.com", name="CI", groups="ci")
+        app = unique_app()
+        run = action.run(
+            {
+                "url": server.url,
+                "application": app,
+                "manifests": "staging=deploy/dev.yaml",
+                "skip-signatures": "true",
+                "token": token,
+            },
+            workspace=repo,
+            event_name="pull_request",
+            event={"pull_request": {"head": {"sha": shas[1]}}},
+            env={"GITHUB_SHA": shas[-1]},
+        )
+    finally:
+        provider.stop()
+    assert run.outcome == "success", run.log
+    assert run.outputs["commit-sha"] == shas[1]
+    assert run.outputs["version"] == "2"
+    assert bare_remote.read(f"applications/{app}/releases/2/source_commit_id") == shas[1].encode()
+    assert token not in run.log.replace(f"::add-mask::{token}", "")
+
+
+def test_the_output_file_format() -> None:
+    parsed = parse_file_command("a=1\nb<<EOF\nline 1\nline 2\nEOF\nc=x=y\n")
+    assert parsed == {"a": "1", "b": "line 1\nline 2", "c": "x=y"}
