@@ -104,7 +104,7 @@ class CompositeAction:
             "RUNNER_OS": "Linux",
             **(env or {}),
         }
-        steps: dict[str, dict[str, str]] = {}
+        steps: dict[str, dict[str, dict[str, str]]] = {}
         context = {"inputs": values, "github": {"action_path": str(self.path)}, "steps": steps}
         log = []
         outcome = "success"

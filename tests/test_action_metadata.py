@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def repo(tmp_path: Path) -> Path:
     return path
 
 
-def event(tmp_path: Path, name: str, payload: dict[str, object], sha: str) -> dict[str, str]:
+def event(tmp_path: Path, name: str, payload: Mapping[str, object], sha: str) -> dict[str, str]:
     path = tmp_path / "event.json"
     path.write_text(json.dumps(payload))
     return {"GITHUB_EVENT_NAME": name, "GITHUB_EVENT_PATH": str(path), "GITHUB_SHA": sha}
