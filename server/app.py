@@ -39,7 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["kuberpult.exporter"] = exporter
     app.extensions["kuberpult.auth"] = Auth(config)
 
-    store = Store(config.database_path)
+    store = Store.for_config(config)
     try:
         store.migrate()
     finally:
@@ -88,7 +88,7 @@ def _start_recovery(config: Config, exporter: Exporter) -> None:
     def loop() -> None:
         while True:
             try:
-                store = Store(config.database_path)
+                store = Store.for_config(config)
                 try:
                     if store.count_pending():
                         deadline = time.monotonic() + config.request_budget

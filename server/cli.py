@@ -71,7 +71,7 @@ def create_environment(argv: list[str]) -> int:
     from server.store import Store
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(config.database_path)
+    store = Store.for_config(config)
     try:
         store.migrate()
     finally:

@@ -35,6 +35,8 @@ class Config:
     api_enable_despite_no_auth: bool = False
     git_push_timeout: float = 30.0
     max_commits_per_push: int = 20
+    max_queue: int = 200
+    sqlite_busy_timeout_ms: int = 5000
     recovery_interval: float = 5.0
     embedded_remote: bool = False
     release_versions_limit: int = 20
@@ -134,6 +136,10 @@ class Config:
             api_enable_despite_no_auth=_boolean(env, "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH"),
             git_push_timeout=push_timeout,
             max_commits_per_push=max_commits,
+            max_queue=_whole(env, "KUBERPULT_MAX_QUEUE", 200, low=1, high=1_000_000),
+            sqlite_busy_timeout_ms=_whole(
+                env, "KUBERPULT_SQLITE_BUSY_TIMEOUT", 5000, low=10, high=600_000
+            ),
             recovery_interval=_number(
                 env, "KUBERPULT_RECOVERY_INTERVAL", 5.0, low=0.0, high=3600.0
             ),

@@ -174,6 +174,19 @@ class Unavailable(KuberpultError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class QueueFull(Unavailable):
+    """Too many releases wait for a push already; nothing was stored."""
+
+    code = "queue_full"
+
+
+class PushRefused(KuberpultError):
+    """The remote refused the push (a hook, branch protection); the release stays stored."""
+
+    status = 502
+    code = "push_rejected"
+
+
 class PushPending(Unavailable):
     """The release is stored in SQLite but not yet on the remote; it will be pushed."""
 

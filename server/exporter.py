@@ -25,6 +25,7 @@ from server.faults import maybe_die
 from server.git import Git
 from server.git import GitError
 from server.git import NonFastForward
+from server.git import PushRejected
 from server.layout import Change
 from server.manifest_repo import ManifestRepo
 from server.models import ExportState
@@ -52,9 +53,11 @@ class EditNotPushed(Exception):
 
 @dataclass(frozen=True)
 class ExportReport:
-    """How an export round ended: ``error`` is why pending releases are still pending."""
+    """How an export round ended: ``error`` is why pending releases are still pending;
+    ``rejected`` when the remote refused the push itself (a hook, branch protection)."""
 
     error: str | None = None
+    rejected: bool = False
 
 
 class Exporter:
@@ -147,7 +150,7 @@ class Exporter:
             except ApplyError:
                 continue
             configs[name] = (config.upstream_latest, config.environment_group)
-        store = Store(self.config.database_path)
+        store = Store.for_config(self.config)
         try:
             store.replace_environments(configs)
         finally:
@@ -170,42 +173,57 @@ class Exporter:
                 batch = store.pending_releases(self.config.max_commits_per_push)
                 if not batch:
                     return ExportReport()
-                error = self._export_batch(store, batch, deadline)
-                if error is not None:
-                    return ExportReport(error)
+                failure = self._export_batch(store, batch, deadline)
+                if failure is not None:
+                    return failure
                 if time.monotonic() >= deadline:
                     return ExportReport("the deadline passed with releases still pending")
 
     def _export_batch(
         self, store: Store, batch: list[StoredRelease], deadline: float
-    ) -> str | None:
-        """Commit every release of ``batch`` and push once; return an error or None."""
+    ) -> ExportReport | None:
+        """Commit every release of ``batch`` and push once; None when done, else why not."""
         repo = self._repo()
         clean = repo.take_clean_marker()
         for _ in range(MAX_REDO):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return "the deadline passed before the push"
+                return ExportReport("the deadline passed before the push")
             try:
                 if not clean:
                     self._sync(repo, min(remaining, self.config.git_push_timeout))
+            except (GitError, OSError) as error:
+                log.warning("cannot sync with the remote: %s", error)
+                return ExportReport(str(error))
+            try:
                 head_before = repo.head()
                 commits, removed = self._commit_each(store, repo, batch)
-                maybe_die(self.config, "after-git-commit")
-                if repo.head() != head_before:
-                    repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
-                    maybe_die(self.config, "after-push")
-                store.mark_pushed(commits, removed)
-                repo.mark_clean()
-                return None
-            except NonFastForward:
-                log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
-                clean = False
-                batch = [r for r in batch if store.release_state(r.id) == ExportState.PENDING]
             except (GitError, OSError) as error:
-                log.warning("export failed: %s", error)
-                return str(error)
-        return f"the remote kept moving; gave up after {MAX_REDO} attempts"
+                # A local failure (a stale index.lock, a tree a killed git left dirty):
+                # start over from the remote, which also repairs the clone.
+                log.warning("local git failure, syncing and re-applying: %s", error)
+                clean = False
+                continue
+            maybe_die(self.config, "after-git-commit")
+            if repo.head() != head_before:
+                try:
+                    repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
+                except NonFastForward:
+                    log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
+                    clean = False
+                    batch = [r for r in batch if store.release_state(r.id) == ExportState.PENDING]
+                    continue
+                except PushRejected as error:
+                    log.warning("%s", error)
+                    return ExportReport(str(error), rejected=True)
+                except GitError as error:
+                    log.warning("push failed: %s", error)
+                    return ExportReport(str(error))
+                maybe_die(self.config, "after-push")
+            store.mark_pushed(commits, removed)
+            repo.mark_clean()
+            return None
+        return ExportReport(f"the remote kept moving; gave up after {MAX_REDO} attempts")
 
     def _commit_each(
         self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]

@@ -9,6 +9,12 @@ from server.config import Config
 
 
 def maybe_die(config: Config, step: str) -> None:
-    """Kill this worker with SIGKILL at ``step`` if the test configuration names it."""
-    if config.test_fault == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Kill this worker with SIGKILL at ``step`` if the test configuration names it; once, so
+    that the restarted worker can recover what the dead one left."""
+    if config.test_fault != step:
+        return
+    fired = config.data_dir / f"fault-fired-{step}"
+    if fired.exists():
+        return
+    fired.touch()
+    os.kill(os.getpid(), signal.SIGKILL)

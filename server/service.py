@@ -13,6 +13,8 @@ from server import manifests
 from server.config import Config
 from server.errors import AlreadyExistsDifferent
 from server.errors import PushPending
+from server.errors import PushRefused
+from server.errors import QueueFull
 from server.errors import ValidationError
 from server.errors import from_repository
 from server.exporter import Exporter
@@ -56,6 +58,14 @@ class ReleaseService:
                     self.store.retry_failed(existing.id)
                 release_id, version = existing.id, existing.version
             else:
+                pending = self.store.count_pending()
+                if pending >= self.config.max_queue:
+                    raise QueueFull(
+                        f"{pending} releases are waiting for a push to the manifest repository "
+                        f"(limit KUBERPULT_MAX_QUEUE={self.config.max_queue}); nothing was "
+                        "stored, try again later",
+                        retry_after=max(1, math.ceil(self.config.recovery_interval or 5)),
+                    )
                 version = request.version or self._next_version(request.application)
                 self.store.save_application(request.application, request.team)
                 release_id = self.store.insert_release(
@@ -75,6 +85,12 @@ class ReleaseService:
                 # Refused before it reached the repository: forget it, as for any bad input.
                 self.store.delete_release(stored.id)
             raise from_repository(stored.error_code or "", stored.error or "not written")
+        if report.rejected:
+            raise PushRefused(
+                f"the manifest repository refused the push ({report.error}); release {version} "
+                f"of {request.application!r} is stored and will be pushed once the remote "
+                "accepts it"
+            )
         retry_after = max(1, math.ceil(self.config.recovery_interval or 5))
         raise PushPending(
             request.application,

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlite_utils
 
+from server.config import Config
 from server.errors import Unavailable
 from server.models import ExportState
 from server.models import StoredRelease
@@ -55,6 +56,11 @@ class Store:
         except sqlite3.OperationalError as error:
             conn.close()
             raise _unavailable(error) from error
+
+    @classmethod
+    def for_config(cls, config: Config) -> Store:
+        """A connection to the configured database with the configured busy timeout."""
+        return cls(config.database_path, config.sqlite_busy_timeout_ms)
 
     def close(self) -> None:
         """Close the connection."""

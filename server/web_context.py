@@ -32,7 +32,7 @@ def get_exporter() -> Exporter:
 def get_store() -> Store:
     """The request's SQLite connection, opened on first use and closed on teardown."""
     if "store" not in g:
-        g.store = Store(get_config().database_path)
+        g.store = Store.for_config(get_config())
     store: Store = g.store
     return store
 

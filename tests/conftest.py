@@ -188,8 +188,8 @@ class Server:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or the worker is still starting
             time.sleep(0.05)
         raise AssertionError(f"server did not become healthy:\n{self.log()}")
 

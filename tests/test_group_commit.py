@@ -1,0 +1,82 @@
+"""Group commit: concurrent releases from every worker ride the next push."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import requests
+
+from tests.conftest import Remote
+from tests.conftest import git
+from tests.conftest import unique_app
+
+
+def slow_counting_remote(remote: Remote, delay: float) -> Path:
+    """A remote that takes ``delay`` seconds per push (like a hosted forge) and counts pushes."""
+    counter = remote.path / "pushes.log"
+    pre = remote.path / "hooks" / "pre-receive"
+    pre.write_text(f"#!/bin/sh\ncat >/dev/null\nsleep {delay}\n")
+    post = remote.path / "hooks" / "post-receive"
+    post.write_text(f"#!/bin/sh\ncat >/dev/null\necho push >> {counter}\n")
+    pre.chmod(0o755)
+    post.chmod(0o755)
+    return counter
+
+
+def release_all(server, apps: list[str]) -> list[requests.Response]:  # type: ignore[no-untyped-def]
+    results: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def send(app: str) -> None:
+        response = server.release(app, {"development": f"app: {app}\n".encode()})
+        with lock:
+            results.append(response)
+
+    threads = [threading.Thread(target=send, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_releases_share_pushes(start_server, bare_remote: Remote) -> None:
+    counter = slow_counting_remote(bare_remote, 0.3)
+    server = start_server(bare_remote, workers=4)
+    pushes_before = len(counter.read_text().split()) if counter.exists() else 0
+    apps = [unique_app() for _ in range(24)]
+    results = release_all(server, apps)
+    assert sorted(r.status_code for r in results) == [201] * 24, [r.text for r in results]
+    pushes = len(counter.read_text().split()) - pushes_before
+    assert pushes < 12, f"{pushes} pushes for 24 concurrent releases"
+    messages = bare_remote.log()
+    for app in apps:
+        assert messages.count(f'created version 1 of "{app}"') == 1
+    # Every answer names the commit that holds its release, on the remote.
+    for response in results:
+        sha = response.headers["X-Manifest-Commit"]
+        git("merge-base", "--is-ancestor", sha, "main", cwd=bare_remote.path)
+
+
+def test_a_release_that_cannot_be_applied_does_not_sink_the_batch(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    clone = tmp_path / "attacker"
+    git("init", "-q", "--initial-branch=main", str(clone), cwd=tmp_path)
+    (clone / "applications").mkdir()
+    (clone / "applications" / "victim").symlink_to(outside)
+    git("add", "-A", cwd=clone)
+    git("commit", "-q", "-m", "plant", cwd=clone)
+    git("push", "-q", bare_remote.url, "HEAD:refs/heads/main", cwd=clone)
+    slow_counting_remote(bare_remote, 0.3)
+    server = start_server(bare_remote, workers=2)
+    apps = [unique_app() for _ in range(8)]
+    results = release_all(server, [*apps[:4], "victim", *apps[4:]])
+    by_status = sorted(r.status_code for r in results)
+    assert by_status == [201] * 8 + [409], [r.text for r in results]
+    for app in apps:
+        assert bare_remote.exists(f"applications/{app}/releases/1")
+    assert list(outside.iterdir()) == []
