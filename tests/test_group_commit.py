@@ -8,6 +8,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Remote
+from tests.conftest import Server
 from tests.conftest import git
 from tests.conftest import unique_app
 
@@ -24,7 +25,7 @@ def slow_counting_remote(remote: Remote, delay: float) -> Path:
     return counter
 
 
-def release_all(server, apps: list[str]) -> list[requests.Response]:  # type: ignore[no-untyped-def]
+def release_all(server: Server, apps: list[str]) -> list[requests.Response]:
     results: list[requests.Response] = []
     lock = threading.Lock()
 
