@@ -14,6 +14,7 @@ from datetime import datetime
 
 from server.safe_tree import Parts
 from server.safe_tree import SafeTree
+from server.safe_tree import changed
 
 # 100-ns intervals between the UUID epoch (1582-10-15) and the Unix epoch.
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000
@@ -54,7 +55,7 @@ class CommitData:
         self._events = 0
 
     def _write(self, parts: Parts, content: str) -> None:
-        self.paths.append(self.tree.write(parts, content.encode()))
+        self.paths += changed(self.tree.write(parts, content.encode()))
 
     def new_release(
         self,
@@ -98,7 +99,7 @@ def forget_application(tree: SafeTree, commit: str, application: str) -> list[st
     applications = (*commit_dir(commit), "applications")
     if not tree.is_dir(applications):
         return []
-    removed = [tree.remove((*applications, application))]
+    removed = changed(tree.remove((*applications, application)))
     if not tree.list(applications):
-        removed.append(tree.remove(applications))
-    return [path for path in removed if path is not None]
+        removed += changed(tree.remove(applications))
+    return removed

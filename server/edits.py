@@ -25,6 +25,7 @@ from server.layout import deployment_dir
 from server.safe_tree import ApplyError
 from server.safe_tree import Parts
 from server.safe_tree import SafeTree
+from server.safe_tree import changed
 from server.store import utc_now
 
 _LOCK_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
@@ -157,8 +158,10 @@ class RepositoryEdits:
             same_message = tree.read((*base, "message")) == request.message.encode()
             if same_message and tree.read((*base, "created_at")) is not None:
                 return Change()  # the same lock again: nothing to do
-            paths = [tree.write((*base, name), value.encode()) for name, value in files.items()]
-            paths.append(tree.write((*base, "created_at"), utc_now().encode()))
+            paths = changed(
+                *(tree.write((*base, name), value.encode()) for name, value in files.items())
+            )
+            paths += changed(tree.write((*base, "created_at"), utc_now().encode()))
             return Change(messages=[f"Created {target.describe(lock)}"], paths=paths)
 
         return self._run(edit, author)
@@ -193,8 +196,8 @@ class RepositoryEdits:
         content = render_config(upstream_latest=upstream_latest, upstream=upstream, group=group)
 
         def edit(tree: SafeTree) -> Change:
-            path = tree.write(config_path(name), content)
-            return Change(messages=[f'create environment "{name}"'], paths=[path])
+            paths = changed(tree.write(config_path(name), content))
+            return Change(messages=[f'create environment "{name}"'], paths=paths)
 
         return self._run(edit, author)
 

@@ -28,10 +28,12 @@ from server.git import NonFastForward
 from server.git import PushRejected
 from server.layout import Change
 from server.manifest_repo import ManifestRepo
+from server.manifest_repo import Snapshot
 from server.models import ExportState
 from server.models import StoredRelease
 from server.safe_tree import ApplyError
 from server.safe_tree import SafeTree
+from server.safe_tree import changed
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,12 @@ class Exporter:
                 repo.take_clean_marker()
                 self._sync(repo, self.config.git_push_timeout)
                 if self.config.embedded_remote and repo.head() is None:
-                    repo.stage([repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()])
                     identity = (self.config.git_author_name, self.config.git_author_email)
-                    repo.commit("seed environments development and staging", identity, identity)
+                    paths = changed(*(repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()))
+                    seed = repo.snapshot(
+                        "seed environments development and staging\n", identity, paths
+                    )
+                    repo.commit_snapshots([seed], identity)
                     repo.push(self.config.git_push_timeout)
                     self._record_environments(repo)
                 repo.mark_clean()
@@ -228,28 +233,38 @@ class Exporter:
     def _commit_each(
         self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]
     ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
-        """One commit per release (messages as Kuberpult's). A release that cannot be applied
-        is marked failed with its own error and does not sink the batch."""
+        """One commit per release (messages as Kuberpult's), all made by one fast-import.
+
+        A release that cannot be applied is marked failed with its own error and does not sink
+        the batch: what came before it is committed, and the tree is reset past its writes.
+        """
         commits: list[tuple[int, str]] = []
         removed: list[tuple[str, int]] = []
         committer = (self.config.git_author_name, self.config.git_author_email)
+        waiting: list[tuple[int, Snapshot]] = []
+
+        def flush() -> None:
+            shas = repo.commit_snapshots([snap for _, snap in waiting], committer)
+            commits.extend(zip([release_id for release_id, _ in waiting], shas, strict=True))
+            waiting.clear()
+
         for release in batch:
             try:
                 change = layout.apply_release(repo.tree, release, self.layout_settings)
             except ApplyError as error:
+                flush()
                 repo.discard_uncommitted()
                 store.mark_failed(release.id, error.code, str(error))
                 continue
-            repo.stage(change.paths)
-            if repo.has_staged_changes():
+            removed += [(release.application, v) for v in change.removed_versions]
+            if change.paths:
                 author = (release.author_name, release.author_email)
-                sha = repo.commit(change.message, author, committer)
+                waiting.append((release.id, repo.snapshot(change.message, author, change.paths)))
             else:
                 # Already on the remote (we died after the push, before recording it).
                 directory = f"applications/{release.application}/releases/{release.version}"
-                sha = repo.last_commit_touching(directory) or repo.head() or ""
-            commits.append((release.id, sha))
-            removed += [(release.application, v) for v in change.removed_versions]
+                commits.append((release.id, repo.last_commit_touching(directory) or ""))
+        flush()
         return commits, removed
 
     def run_edit(
@@ -277,11 +292,11 @@ class Exporter:
                         repo.discard_uncommitted()
                         repo.mark_clean()
                         raise
-                    repo.stage(change.paths)
-                    if not repo.has_staged_changes():
+                    if not change.paths:
                         repo.mark_clean()
                         return None
-                    sha = repo.commit(change.message, author, committer)
+                    snap = repo.snapshot(change.message, author, change.paths)
+                    sha = repo.commit_snapshots([snap], committer)[0]
                     repo.push(max(deadline - time.monotonic(), 1.0))
                     repo.mark_clean()
                     self._record_environments(repo)

@@ -71,7 +71,7 @@ class Git:
         args: Sequence[str],
         *,
         timeout: float = LOCAL_TIMEOUT,
-        stdin: str | None = None,
+        stdin: str | bytes | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> Result:
@@ -86,15 +86,17 @@ class Git:
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
             start_new_session=True,
         )
+        data = stdin.encode() if isinstance(stdin, str) else stdin
         try:
-            stdout, stderr = process.communicate(stdin, timeout=max(timeout, 0.1))
+            out, err = process.communicate(data, timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
             raise GitTimeout(f"git {args[0]} timed out after {timeout:.0f}s") from None
+        stdout = out.decode("utf-8", "replace")
+        stderr = err.decode("utf-8", "replace")
         result = Result(stdout, stderr, process.returncode)
         if check and result.returncode != 0:
             raise GitError(f"git {args[0]} failed: {summarize(stderr or stdout)}")

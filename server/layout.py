@@ -20,6 +20,7 @@ from server.models import StoredRelease
 from server.safe_tree import ApplyError
 from server.safe_tree import Parts
 from server.safe_tree import SafeTree
+from server.safe_tree import changed
 
 
 class ReleaseTooOld(ApplyError):
@@ -157,7 +158,7 @@ def apply_release(tree: SafeTree, release: StoredRelease, settings: LayoutSettin
                 continue
             lock = find_lock(tree, env, app, team)
             if lock is not None:
-                change.paths.append(_queue(tree, release, env))
+                change.paths += changed(_queue(tree, release, env))
                 change.messages.append(f'Queued version {version} of app "{app}" in env "{env}"')
                 if commit:
                     fields = {
@@ -189,7 +190,7 @@ def _read_text(tree: SafeTree, parts: Parts) -> str | None:
 def _write_release_files(tree: SafeTree, release: StoredRelease) -> list[str]:
     app = ("applications", release.application)
     directory = (*releases_dir(release.application), str(release.version))
-    paths = []
+    paths: list[str | None] = []
     if release.team:
         paths.append(tree.write((*app, "team"), release.team.encode()))
     for name in ("source_commit_id", "source_author", "source_message", "display_version"):
@@ -199,14 +200,14 @@ def _write_release_files(tree: SafeTree, release: StoredRelease) -> list[str]:
     paths.append(tree.write((*directory, "created_at"), release.created_at.encode()))
     for env, content in sorted(release.manifests.items()):
         paths.append(tree.write((*directory, "environments", env, "manifests.yaml"), content))
-    return paths
+    return changed(*paths)
 
 
 def _release_target(release: StoredRelease) -> Parts:
     return (*releases_dir(release.application), str(release.version))
 
 
-def _queue(tree: SafeTree, release: StoredRelease, env: str) -> str:
+def _queue(tree: SafeTree, release: StoredRelease, env: str) -> str | None:
     where = (*deployment_dir(env, release.application), "queued_version")
     return tree.symlink(where, _release_target(release))
 
@@ -214,15 +215,14 @@ def _queue(tree: SafeTree, release: StoredRelease, env: str) -> str:
 def _deploy(tree: SafeTree, release: StoredRelease, env: str) -> list[str]:
     base = deployment_dir(env, release.application)
     manifest = release.manifests[env] or b" "  # Kuberpult stores an empty manifest as one space
-    written = [
+    return changed(
         tree.symlink((*base, "version"), _release_target(release)),
         tree.write((*base, "manifests", "manifests.yaml"), manifest),
         tree.write((*base, "deployed_by"), release.author_name.encode()),
         tree.write((*base, "deployed_by_email"), release.author_email.encode()),
         tree.write((*base, "deployed_at_utc"), go_time(release.created_at).encode()),
         tree.remove((*base, "queued_version")),
-    ]
-    return [path for path in written if path is not None]
+    )
 
 
 def _record_replacement(
@@ -250,8 +250,6 @@ def _clean_up(tree: SafeTree, app: str, settings: LayoutSettings, change: Change
         old_commit = _read_text(tree, (*directory, "source_commit_id"))
         if settings.write_commit_data and old_commit and len(old_commit) == 40:
             change.paths += forget_application(tree, old_commit, app)
-        removed = tree.remove(directory)
-        if removed is not None:
-            change.paths.append(removed)
+        change.paths += changed(tree.remove(directory))
         change.messages.append(f"removed version {old} of app {app} as cleanup")
         change.removed_versions.append(old)

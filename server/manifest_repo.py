@@ -1,4 +1,4 @@
-"""The working clone of the manifest repository: sync with the remote, stage, commit, push.
+"""The working clone of the manifest repository: sync with the remote, commit, push.
 
 Only the exporter uses this module. File access inside the tree goes through ``SafeTree``,
 which never follows a symlink; what to write is decided by ``layout``.
@@ -6,6 +6,10 @@ which never follows a symlink; what to write is decided by ``layout``.
 
 from __future__ import annotations
 
+import os
+import stat
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from server.git import Git
@@ -17,6 +21,23 @@ from server.safe_tree import SafeTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One commit to make: message, author, and (path, mode or "D", content) per file."""
+
+    message: str
+    author: tuple[str, str]
+    files: list[tuple[str, str, bytes]]
+
+
+def _quote(path: str) -> str:
+    """A path as fast-import reads it (C-style quoting when it needs any)."""
+    if not any(c in path for c in ' "\\\n\t') and not path.startswith('"'):
+        return path
+    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped.replace("\t", "\\t") + '"'
 
 
 class ManifestRepo:
@@ -88,29 +109,57 @@ class ManifestRepo:
 
     # -- committing and pushing --------------------------------------------------------------
 
-    def stage(self, paths: list[str]) -> None:
-        """Stage exactly these paths, additions and removals (no scan of the rest of the tree)."""
-        if paths:
-            self.git.run(["add", "--all", "--", *sorted(set(paths))])
+    def snapshot(self, message: str, author: tuple[str, str], paths: list[str]) -> Snapshot:
+        """Capture what ``paths`` hold in the working tree now, as the content of one commit
+        (a later change in the same batch must not leak into this commit)."""
+        files: list[tuple[str, str, bytes]] = []
+        for path in sorted(set(paths)):
+            full = self.path / path
+            try:
+                mode = os.lstat(full).st_mode
+            except FileNotFoundError:
+                files.append((path, "D", b""))
+                continue
+            if stat.S_ISLNK(mode):
+                files.append((path, "120000", os.readlink(full).encode()))
+            elif stat.S_ISREG(mode):
+                files.append((path, "100644", full.read_bytes()))
+        return Snapshot(message, author, files)
 
-    def has_staged_changes(self) -> bool:
-        """Whether the index differs from the last commit."""
-        if self.head() is None:
-            return bool(self.git.run(["ls-files", "--cached"]).stdout.strip())
-        return self.git.run(["diff", "--cached", "--quiet"], check=False).returncode == 1
-
-    def commit(self, message: str, author: tuple[str, str], committer: tuple[str, str]) -> str:
-        """Commit the index with the message on stdin; return the new commit's sha."""
-        identity = {
-            "GIT_AUTHOR_NAME": author[0],
-            "GIT_AUTHOR_EMAIL": author[1],
-            "GIT_COMMITTER_NAME": committer[0],
-            "GIT_COMMITTER_EMAIL": committer[1],
-        }
-        self.git.run(["commit", "-q", "--no-verify", "-F", "-"], stdin=message, env=identity)
-        head = self.head()
-        assert head is not None  # noqa: S101 - a commit was just made
-        return head
+    def commit_snapshots(self, snapshots: list[Snapshot], committer: tuple[str, str]) -> list[str]:
+        """Make one commit per snapshot on the branch, in order, with one ``git fast-import``;
+        return their shas. The index is not used (the working tree already holds the files)."""
+        if not snapshots:
+            return []
+        now = int(time.time())
+        parent = self.head()
+        stream = bytearray()
+        for mark, snap in enumerate(snapshots, start=1):
+            message = snap.message.encode()
+            stream += (
+                (
+                    f"commit refs/heads/{self.branch}\nmark :{mark}\n"
+                    f"author {snap.author[0]} <{snap.author[1]}> {now} +0000\n"
+                    f"committer {committer[0]} <{committer[1]}> {now} +0000\n"
+                    f"data {len(message)}\n"
+                ).encode()
+                + message
+                + b"\n"
+            )
+            if mark == 1 and parent:
+                stream += f"from {parent}\n".encode()
+            for path, mode, content in snap.files:
+                quoted = _quote(path)
+                if mode == "D":
+                    stream += f"D {quoted}\n".encode()
+                else:
+                    stream += f"M {mode} inline {quoted}\ndata {len(content)}\n".encode()
+                    stream += content + b"\n"
+            stream += b"\n"
+        marks = self.path / ".git" / "kuberpult-marks"
+        self.git.run(["fast-import", "--quiet", f"--export-marks={marks}"], stdin=bytes(stream))
+        found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
+        return [found[f":{mark}"].strip() for mark in range(1, len(snapshots) + 1)]
 
     def head(self) -> str | None:
         """The sha of the current commit, or None on an unborn branch."""

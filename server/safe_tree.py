@@ -35,6 +35,11 @@ def _check_parts(parts: Parts) -> None:
         raise UnsafePath(f"refusing unsafe path {'/'.join(parts)!r}")
 
 
+def changed(*paths: str | None) -> list[str]:
+    """The paths that changed, from what ``write``/``symlink``/``remove`` returned."""
+    return [path for path in paths if path is not None]
+
+
 def join(parts: Parts) -> str:
     """The repo-relative path of ``parts``, as git wants it."""
     return "/".join(parts)
@@ -85,9 +90,12 @@ class SafeTree:
                 raise UnsafePath(f"{join(parts)!r} is not a regular file")
             return handle.read()
 
-    def write(self, parts: Parts, content: bytes) -> str:
-        """Write a file, creating directories; return its repo-relative path."""
+    def write(self, parts: Parts, content: bytes) -> str | None:
+        """Write a file, creating directories; return its repo-relative path, or None when
+        it already held exactly ``content`` (nothing changed)."""
         _check_parts(parts)
+        if self.read(parts) == content:
+            return None
         directory = self._directory(parts[:-1], create=True)
         assert directory is not None  # noqa: S101 - create=True always yields a directory
         try:
@@ -105,8 +113,9 @@ class SafeTree:
             handle.write(content)
         return join(parts)
 
-    def symlink(self, parts: Parts, target: Parts) -> str:
-        """Make ``parts`` a relative symlink to the directory ``target`` (both repo-relative)."""
+    def symlink(self, parts: Parts, target: Parts) -> str | None:
+        """Make ``parts`` a relative symlink to the directory ``target`` (both repo-relative);
+        None when it already was exactly that link."""
         _check_parts(parts)
         _check_parts(target)
         directory = self._directory(parts[:-1], create=True)
@@ -115,6 +124,8 @@ class SafeTree:
         resolved = os.path.normpath(os.path.join(directory, relative))
         if os.path.commonpath([resolved, str(self.root)]) != str(self.root):
             raise UnsafePath(f"symlink target {join(target)!r} leaves the repository")
+        if self.read_symlink(parts) == relative:
+            return None
         self.remove(parts)
         os.symlink(relative, directory / parts[-1])
         return join(parts)

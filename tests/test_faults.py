@@ -104,17 +104,24 @@ def test_a_hanging_remote_times_out_with_503_and_the_worker_lives(
     assert response.json()["error"]["code"] == "push_pending"
 
 
-def test_a_stale_index_lock_is_cleaned_up(start_server, bare_remote: Remote) -> None:
+def test_a_stale_index_lock_and_a_dirty_tree_are_harmless(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
     server = start_server(bare_remote)
     assert server.release(unique_app()).status_code == 201
-    (server.data_dir / "manifests-clone" / ".git" / "index.lock").write_text("")
-    (server.data_dir / "manifests-clone" / "stray-file").write_text("left by a killed git")
+    clone = server.data_dir / "manifests-clone"
+    (clone / ".git" / "index.lock").write_text("")
+    (clone / "stray-file").write_text("left by a killed git")
     app = unique_app()
     response = server.release(app)
     assert response.status_code == 201, response.text
     assert bare_remote.exists(f"applications/{app}/releases/1")
     assert not bare_remote.exists("stray-file")
-    assert not (server.data_dir / "manifests-clone" / ".git" / "index.lock").exists()
+    # The next full sync (here forced by someone else's push) cleans both up.
+    bare_remote.push_foreign_commit(tmp_path, "docs/x.md", "x\n")
+    assert server.release(unique_app()).status_code == 201
+    assert not (clone / ".git" / "index.lock").exists()
+    assert not (clone / "stray-file").exists()
 
 
 def test_a_database_locked_too_long_is_503_not_500(start_server, bare_remote: Remote) -> None:
