@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # Kuberpult caps the multipart body at 12 MiB.
 MAX_BODY_BYTES = 12 * 1024 * 1024
+# How often a worker lets git consolidate the packs that batches leave behind.
+HOUSEKEEPING_INTERVAL = 600.0
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -86,6 +88,7 @@ def _start_recovery(config: Config, exporter: Exporter) -> None:
     the repo lock keeps them from working at once)."""
 
     def loop() -> None:
+        tidied = time.monotonic()
         while True:
             try:
                 store = Store.for_config(config)
@@ -97,6 +100,9 @@ def _start_recovery(config: Config, exporter: Exporter) -> None:
                             log.warning("pending releases not pushed yet: %s", report.error)
                 finally:
                     store.close()
+                if time.monotonic() - tidied > HOUSEKEEPING_INTERVAL:
+                    exporter.housekeeping()
+                    tidied = time.monotonic()
             except Exception:
                 log.exception("recovery round failed")
             time.sleep(config.recovery_interval)

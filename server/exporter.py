@@ -161,28 +161,45 @@ class Exporter:
         finally:
             store.close()
 
+    def housekeeping(self) -> None:
+        """Let git tidy the clone's object store, if nobody is exporting right now."""
+        with self._locked(time.monotonic()) as acquired:
+            if acquired:
+                try:
+                    self._repo().housekeeping(self.config.git_push_timeout * 4)
+                except GitError as error:
+                    log.warning("git housekeeping failed: %s", error)
+
     def export_until(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
         """Push pending releases until ``release_id`` is pushed (or, for None, none is pending).
 
-        Returns early, with the reason, when ``deadline`` (``time.monotonic()``) passes or a
-        push fails; pending releases then stay pending for the next round.
+        Whoever gets the repo lock exports for everyone; the others only watch their own row,
+        so a finished batch releases all its waiters at once. Returns early, with the reason,
+        when ``deadline`` (``time.monotonic()``) passes or a push fails; pending releases then
+        stay pending for the next round.
         """
-        with self._locked(deadline) as acquired:
-            if not acquired:
+        while True:
+            if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
+                return ExportReport()
+            with self._locked(time.monotonic()) as acquired:
+                if acquired:
+                    return self._export_locked(store, release_id, deadline)
+            if time.monotonic() >= deadline:
                 return ExportReport("timed out waiting for the manifest repository lock")
-            while True:
-                if release_id is not None and store.release_state(release_id) != (
-                    ExportState.PENDING
-                ):
-                    return ExportReport()
-                batch = store.pending_releases(self.config.max_commits_per_push)
-                if not batch:
-                    return ExportReport()
-                failure = self._export_batch(store, batch, deadline)
-                if failure is not None:
-                    return failure
-                if time.monotonic() >= deadline:
-                    return ExportReport("the deadline passed with releases still pending")
+            time.sleep(_LOCK_POLL)
+
+    def _export_locked(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
+        while True:
+            if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
+                return ExportReport()
+            batch = store.pending_releases(self.config.max_commits_per_push)
+            if not batch:
+                return ExportReport()
+            failure = self._export_batch(store, batch, deadline)
+            if failure is not None:
+                return failure
+            if time.monotonic() >= deadline:
+                return ExportReport("the deadline passed with releases still pending")
 
     def _export_batch(
         self, store: Store, batch: list[StoredRelease], deadline: float

@@ -50,20 +50,27 @@ class ManifestRepo:
         path.mkdir(parents=True, exist_ok=True)
         self.git = Git(path, git_home)
         self.tree = SafeTree(path)
+        self._head: str | None = None  # the branch head when known ("" = unborn), else None
 
     # -- keeping the clone equal to the remote ---------------------------------------------
 
     def take_clean_marker(self) -> bool:
-        """Remove the marker that says the clone equals the remote; return whether it was there."""
+        """Remove the marker that says the clone equals the remote; return whether it was there.
+
+        The marker holds the branch head, so the fast path needs no ``git rev-parse``.
+        """
+        marker = self.path / ".git" / _CLEAN_MARKER
         try:
-            (self.path / ".git" / _CLEAN_MARKER).unlink()
+            self._head = marker.read_text().strip()
         except FileNotFoundError:
+            self._head = None
             return False
+        marker.unlink()
         return True
 
     def mark_clean(self) -> None:
         """Record that the clone equals the remote (after a push or a sync)."""
-        (self.path / ".git" / _CLEAN_MARKER).touch()
+        (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
 
     def sync(self, timeout: float) -> None:
         """Make the clone equal to the remote branch: fetch, hard reset, clean.
@@ -98,6 +105,7 @@ class ManifestRepo:
             self.git.run(["update-ref", "-d", tracking], check=False)
             self.git.run(["read-tree", "--empty"])
         self.git.run(["clean", "-q", "-ffdx"])
+        self._head = None
 
     def discard_uncommitted(self) -> None:
         """Drop staged and unstaged changes since the last local commit."""
@@ -157,14 +165,27 @@ class ManifestRepo:
                     stream += content + b"\n"
             stream += b"\n"
         marks = self.path / ".git" / "kuberpult-marks"
-        self.git.run(["fast-import", "--quiet", f"--export-marks={marks}"], stdin=bytes(stream))
+        # Keep what fast-import writes as one pack (unpacking it into loose objects costs a
+        # second process); housekeeping() consolidates the packs now and then.
+        self.git.run(
+            ["-c", "fastimport.unpackLimit=1", "fast-import", "--quiet", f"--export-marks={marks}"],
+            stdin=bytes(stream),
+        )
         found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
-        return [found[f":{mark}"].strip() for mark in range(1, len(snapshots) + 1)]
+        shas = [found[f":{mark}"].strip() for mark in range(1, len(snapshots) + 1)]
+        self._head = shas[-1]
+        return shas
+
+    def housekeeping(self, timeout: float) -> None:
+        """Let git consolidate packs and loose objects when it finds enough of them."""
+        self.git.run(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], timeout=timeout)
 
     def head(self) -> str | None:
         """The sha of the current commit, or None on an unborn branch."""
-        result = self.git.run(["rev-parse", "--verify", "-q", "HEAD"], check=False)
-        return result.stdout.strip() or None
+        if self._head is None:
+            result = self.git.run(["rev-parse", "--verify", "-q", "HEAD"], check=False)
+            self._head = result.stdout.strip()
+        return self._head or None
 
     def last_commit_touching(self, path: str) -> str | None:
         """The newest commit that changed ``path``."""

@@ -1,0 +1,81 @@
+"""The working clone: commits through fast-import, symlink safety, housekeeping (real git)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.manifest_repo import ManifestRepo
+from server.safe_tree import UnsafePath
+from tests.conftest import Remote
+from tests.conftest import git
+
+AUTHOR = ("Jane", "jane@example.com")
+
+
+@pytest.fixture
+def repo(bare_remote: Remote, tmp_path: Path) -> ManifestRepo:
+    clone = ManifestRepo(tmp_path / "clone", bare_remote.url, "main", tmp_path / "home")
+    clone.sync(30)
+    return clone
+
+
+def test_each_snapshot_keeps_its_own_content(repo: ManifestRepo, bare_remote: Remote) -> None:
+    first = repo.tree.write(("a", "file"), b"one\n")
+    link = repo.tree.symlink(("a", "link"), ("a",))
+    assert first and link
+    snapshots = [repo.snapshot("first\n", AUTHOR, [first, link])]
+    second = repo.tree.write(("a", "file"), b"two\n")
+    gone = repo.tree.remove(("a", "link"))
+    assert second and gone
+    snapshots.append(repo.snapshot("second\n", AUTHOR, [second, gone]))
+    shas = repo.commit_snapshots(snapshots, ("Bot", "bot@example.com"))
+    repo.push(30)
+    assert bare_remote.log("%H %s %an %cn") == [
+        f"{shas[1]} second Jane Bot",
+        f"{shas[0]} first Jane Bot",
+    ]
+    assert git("show", f"{shas[0]}:a/file", cwd=bare_remote.path) == "one\n"
+    assert git("ls-tree", shas[0], "--", "a/link", cwd=bare_remote.path).startswith("120000")
+    assert bare_remote.read("a/file") == b"two\n"
+    assert not bare_remote.exists("a/link")
+    assert repo.head() == shas[1]
+
+
+def test_unchanged_writes_report_nothing(repo: ManifestRepo) -> None:
+    assert repo.tree.write(("x",), b"same") == "x"
+    assert repo.tree.write(("x",), b"same") is None
+    assert repo.tree.symlink(("l",), ("x",)) == "l"
+    assert repo.tree.symlink(("l",), ("x",)) is None
+    assert repo.tree.remove(("missing",)) is None
+
+
+def test_reads_and_writes_refuse_symlinked_directories(repo: ManifestRepo, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("do not read")
+    (repo.path / "environments").symlink_to(outside)
+    with pytest.raises(UnsafePath):
+        repo.tree.read(("environments", "secret"))
+    with pytest.raises(UnsafePath):
+        repo.tree.write(("environments", "dev", "config.json"), b"{}")
+    (repo.path / "file-link").symlink_to(outside / "secret")
+    with pytest.raises(UnsafePath):
+        repo.tree.read(("file-link",))
+    with pytest.raises(UnsafePath):
+        repo.tree.write(("file-link",), b"overwrite")
+    assert (outside / "secret").read_text() == "do not read"
+    assert not (outside / "dev").exists()
+
+
+def test_housekeeping_consolidates_the_packs_of_many_batches(repo: ManifestRepo) -> None:
+    for number in range(55):
+        path = repo.tree.write(("f",), f"{number}\n".encode())
+        assert path
+        repo.commit_snapshots([repo.snapshot(f"{number}\n", AUTHOR, [path])], AUTHOR)
+    packs = repo.path / ".git" / "objects" / "pack"
+    assert len(list(packs.glob("*.pack"))) >= 55
+    repo.housekeeping(120)
+    assert len(list(packs.glob("*.pack"))) < 5
+    assert git("log", "--format=%s", "-1", cwd=repo.path).strip() == "54"
