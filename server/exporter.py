@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 _ENVIRONMENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
 _LOCK_POLL = 0.005
+_WAITER_MAX_POLL = 0.05
 
 # The embedded default's first start writes these two environments.
 SEED_ENVIRONMENTS: dict[tuple[str, ...], bytes] = {
@@ -178,6 +179,7 @@ class Exporter:
         when ``deadline`` (``time.monotonic()``) passes or a push fails; pending releases then
         stay pending for the next round.
         """
+        pause = _LOCK_POLL
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
@@ -186,7 +188,9 @@ class Exporter:
                     return self._export_locked(store, release_id, deadline)
             if time.monotonic() >= deadline:
                 return ExportReport("timed out waiting for the manifest repository lock")
-            time.sleep(_LOCK_POLL)
+            # Many waiters polling fast would eat the CPU the exporter needs.
+            time.sleep(pause)
+            pause = min(pause * 1.5, _WAITER_MAX_POLL)
 
     def _export_locked(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
         while True:
