@@ -13,8 +13,11 @@ from flask import request
 from server import form
 from server.errors import BadRequest
 from server.errors import NotFound
+from server.errors import Unavailable
+from server.errors import ValidationError
 from server.models import ReleaseRequest
 from server.models import ReleaseResult
+from server.models import StoredRelease
 from server.service import ReleaseService
 from server.web_auth import api_gate
 from server.web_auth import current_principal
@@ -87,13 +90,7 @@ def _release_response(result: ReleaseResult) -> Response:
     return response
 
 
-@bp.get("/api/applications/<application>/releases/<int:version>")
-@api_gate
-def release_receipt(application: str, version: int) -> Response:
-    """One release: its metadata, environments, and where it landed in the manifest repo."""
-    stored = get_store().find_release(application, version)
-    if stored is None:
-        raise NotFound(f"release {version} of application {application!r} does not exist")
+def _release_json(stored: StoredRelease) -> dict[str, Any]:
     body: dict[str, Any] = {
         "application": stored.application,
         "version": stored.version,
@@ -103,6 +100,7 @@ def release_receipt(application: str, version: int) -> Response:
         "commit_sha": stored.commit_sha,
         "error": stored.error,
         "removed_from_repo_at": stored.removed_from_repo_at,
+        "author": {"name": stored.author_name, "email": stored.author_email},
     }
     for name in (
         "source_commit_id",
@@ -114,7 +112,58 @@ def release_receipt(application: str, version: int) -> Response:
         "ci_link",
     ):
         body[name] = getattr(stored, name)
-    return jsonify(body)
+    return body
+
+
+@bp.get("/api/applications/<application>/releases/<int:version>")
+@api_gate
+def release_receipt(application: str, version: int) -> Response:
+    """One release: its metadata, environments, and where it landed in the manifest repo."""
+    stored = get_store().find_release(application, version)
+    if stored is None:
+        raise NotFound(f"release {version} of application {application!r} does not exist")
+    return jsonify(_release_json(stored))
+
+
+@bp.get("/api/applications")
+@api_gate
+def applications() -> Response:
+    """Every application: name, team, newest version."""
+    return jsonify({"applications": get_store().applications()})
+
+
+@bp.get("/api/applications/<application>/releases")
+@api_gate
+def releases(application: str) -> Response:
+    """An application's releases, newest first, ``?page=1&per_page=20`` (at most 100)."""
+    page = _positive_arg("page", 1)
+    per_page = min(_positive_arg("per_page", 20), 100)
+    found, total = get_store().releases_page(application, (page - 1) * per_page, per_page)
+    if total == 0:
+        raise NotFound(f"application {application!r} has no release")
+    return jsonify(
+        {
+            "releases": [_release_json(r) for r in found],
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+        }
+    )
+
+
+def _positive_arg(name: str, default: int) -> int:
+    raw = request.args.get(name, str(default))
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValidationError(name, f"{name} must be a whole number of at least 1")
+    return int(raw)
+
+
+@bp.get("/api/environments")
+@api_gate
+def environments() -> Response:
+    """Every environment: config, deployed and queued versions, locks (as of the last push)."""
+    view, taken = get_store().view("environments")
+    return jsonify({"environments": view, "as_of": taken})
 
 
 @bp.post("/api/application/<application>/release/manifests/latest")
@@ -138,3 +187,14 @@ def healthz() -> Response:
     """200 once the server can take releases (its database answers)."""
     pending = get_store().count_pending()
     return jsonify({"status": "ok", "pending_releases": pending})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """200 when SQLite answers and the last push reached the remote; 503 with the reason."""
+    store = get_store()
+    export, _ = store.view("export")
+    body = {"pending_releases": store.count_pending(), "last_export": export or None}
+    if export and not export.get("ok"):
+        raise Unavailable(f"the last push to the manifest repository failed: {export['error']}")
+    return jsonify({"status": "ready", **body})

@@ -31,10 +31,12 @@ from server.manifest_repo import ManifestRepo
 from server.manifest_repo import Snapshot
 from server.models import ExportState
 from server.models import StoredRelease
+from server.repo_view import environments_view
 from server.safe_tree import ApplyError
 from server.safe_tree import SafeTree
 from server.safe_tree import changed
 from server.store import Store
+from server.store import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +158,11 @@ class Exporter:
             except ApplyError:
                 continue
             configs[name] = (config.upstream_latest, config.environment_group)
+        view = environments_view(repo.tree)
         store = Store.for_config(self.config)
         try:
             store.replace_environments(configs)
+            store.save_view("environments", view)
         finally:
             store.close()
 
@@ -199,7 +203,24 @@ class Exporter:
             batch = store.pending_releases(self.config.max_commits_per_push)
             if not batch:
                 return ExportReport()
+            started = time.monotonic()
             failure = self._export_batch(store, batch, deadline)
+            store.save_view(
+                "export",
+                {
+                    "last_attempt_at": utc_now(),
+                    "ok": failure is None,
+                    "error": failure.error if failure else None,
+                    "batch_size": len(batch),
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+            log.info(
+                "exported a batch of %d release(s) in %.3fs%s",
+                len(batch),
+                time.monotonic() - started,
+                f": {failure.error}" if failure else "",
+            )
             if failure is not None:
                 return failure
             if time.monotonic() >= deadline:
@@ -248,6 +269,8 @@ class Exporter:
                 maybe_die(self.config, "after-push")
             store.mark_pushed(commits, removed)
             repo.mark_clean()
+            if commits:
+                self._record_environments(repo)
             return None
         return ExportReport(f"the remote kept moving; gave up after {MAX_REDO} attempts")
 

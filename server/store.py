@@ -7,6 +7,7 @@ while one writer works; ``synchronous=FULL`` so an answered release survives a p
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from server.errors import Unavailable
 from server.models import ExportState
 from server.models import StoredRelease
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 
 _RELEASE_TEXT_FIELDS = (
@@ -101,6 +102,11 @@ class Store:
                         "updated_at": str,
                     },
                     pk="name",
+                )
+            if current < 3:
+                # v3: the repository's current state as the read API shows it.
+                self.db.table("repository_views").create(
+                    {"name": str, "json": str, "updated_at": str}, pk="name"
                 )
             self.db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -213,6 +219,45 @@ class Store:
                 self.db.conn.execute(
                     "insert into environments values (?, ?, ?, ?)", [name, int(latest), group, now]
                 )
+
+    def save_view(self, name: str, data: Any) -> None:
+        """Store a JSON view of the repository (replacing the previous one)."""
+        with self.transaction():
+            self.db.conn.execute(
+                "insert or replace into repository_views values (?, ?, ?)",
+                [name, json.dumps(data, sort_keys=True), utc_now()],
+            )
+
+    def view(self, name: str) -> tuple[Any, str | None]:
+        """A stored view and when it was taken; ({}, None) before the first one."""
+        row = self.db.conn.execute(
+            "select json, updated_at from repository_views where name = ?", [name]
+        ).fetchone()
+        return (json.loads(row[0]), row[1]) if row else ({}, None)
+
+    def applications(self) -> list[dict[str, Any]]:
+        """Every application with its team and newest release."""
+        rows = self.db.conn.execute(
+            "select a.name, a.team, max(r.version) from applications a "
+            "left join releases r on r.application = a.name group by a.name order by a.name"
+        ).fetchall()
+        return [{"name": n, "team": t, "latest_version": v} for n, t, v in rows]
+
+    def releases_page(
+        self, application: str, offset: int, limit: int
+    ) -> tuple[list[StoredRelease], int]:
+        """One page of an application's releases, newest first, and how many there are."""
+        total = self.db.conn.execute(
+            "select count(*) from releases where application = ?", [application]
+        ).fetchone()[0]
+        rows = self.db.table("releases").rows_where(
+            "application = ?",
+            [application],
+            order_by="version desc",
+            limit=limit,
+            offset=offset,
+        )
+        return [self._with_manifests(row) for row in rows], int(total)
 
     def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
         manifests = {

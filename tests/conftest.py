@@ -286,10 +286,22 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.stop()
 
 
+def stop_gpg_agent(home: Path) -> None:
+    """Stop the gpg-agent that gpg started for ``home``."""
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="session")
-def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keys]:
     """Real gpg keys: trusted, unknown, expired, revoked, and one signing with a subkey."""
-    return make_keys(tmp_path_factory.mktemp("gpg"))
+    keys = make_keys(tmp_path_factory.mktemp("gpg"))
+    yield keys
+    stop_gpg_agent(keys.home)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from action.github import ActionFailure
 from action.signing import signer
+from tests.conftest import stop_gpg_agent
 
 PASSPHRASE = "correct horse; battery $(staple)"
 
@@ -53,8 +55,10 @@ def make_secret_key(base: Path) -> SecretKey:
 
 
 @pytest.fixture(scope="module")
-def secret_key(tmp_path_factory: pytest.TempPathFactory) -> SecretKey:
-    return make_secret_key(tmp_path_factory.mktemp("ci-key"))
+def secret_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretKey]:
+    key = make_secret_key(tmp_path_factory.mktemp("ci-key"))
+    yield key
+    stop_gpg_agent(key.home)
 
 
 def verifies(public: bytes, content: bytes, signature: bytes, base: Path) -> bool:

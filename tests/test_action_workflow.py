@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from tests.conftest import ROOT
 from tests.conftest import Remote
 from tests.conftest import Server
 from tests.conftest import git
+from tests.conftest import stop_gpg_agent
 from tests.conftest import unique_app
 from tests.test_action_signing import PASSPHRASE
 from tests.test_action_signing import SecretKey
@@ -25,8 +27,10 @@ def action(tmp_path_factory: pytest.TempPathFactory) -> CompositeAction:
 
 
 @pytest.fixture(scope="module")
-def ci_key(tmp_path_factory: pytest.TempPathFactory) -> SecretKey:
-    return make_secret_key(tmp_path_factory.mktemp("action-key"))
+def ci_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretKey]:
+    key = make_secret_key(tmp_path_factory.mktemp("action-key"))
+    yield key
+    stop_gpg_agent(key.home)
 
 
 @pytest.fixture
