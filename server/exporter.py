@@ -28,7 +28,6 @@ from server.git import NonFastForward
 from server.git import PushRejected
 from server.layout import Change
 from server.manifest_repo import ManifestRepo
-from server.manifest_repo import Snapshot
 from server.models import ExportState
 from server.models import StoredRelease
 from server.repo_view import environments_view
@@ -123,10 +122,9 @@ class Exporter:
                 if self.config.embedded_remote and repo.head() is None:
                     identity = (self.config.git_author_name, self.config.git_author_email)
                     paths = changed(*(repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()))
-                    seed = repo.snapshot(
-                        "seed environments development and staging\n", identity, paths
-                    )
-                    repo.commit_snapshots([seed], identity)
+                    stream = repo.commits(identity)
+                    stream.add("seed environments development and staging\n", identity, paths)
+                    stream.finish()
                     repo.push(self.config.git_push_timeout)
                     self._record_environments(repo)
                 repo.mark_clean()
@@ -285,12 +283,14 @@ class Exporter:
         commits: list[tuple[int, str]] = []
         removed: list[tuple[str, int]] = []
         committer = (self.config.git_author_name, self.config.git_author_email)
-        waiting: list[tuple[int, Snapshot]] = []
+        stream = repo.commits(committer)
+        waiting: list[int] = []
 
         def flush() -> None:
-            shas = repo.commit_snapshots([snap for _, snap in waiting], committer)
-            commits.extend(zip([release_id for release_id, _ in waiting], shas, strict=True))
+            nonlocal stream
+            commits.extend(zip(waiting, stream.finish(), strict=True))
             waiting.clear()
+            stream = repo.commits(committer)
 
         for release in batch:
             try:
@@ -302,8 +302,10 @@ class Exporter:
                 continue
             removed += [(release.application, v) for v in change.removed_versions]
             if change.paths:
-                author = (release.author_name, release.author_email)
-                waiting.append((release.id, repo.snapshot(change.message, author, change.paths)))
+                stream.add(
+                    change.message, (release.author_name, release.author_email), change.paths
+                )
+                waiting.append(release.id)
             else:
                 # Already on the remote (we died after the push, before recording it).
                 directory = f"applications/{release.application}/releases/{release.version}"
@@ -339,8 +341,9 @@ class Exporter:
                     if not change.paths:
                         repo.mark_clean()
                         return None
-                    snap = repo.snapshot(change.message, author, change.paths)
-                    sha = repo.commit_snapshots([snap], committer)[0]
+                    stream = repo.commits(committer)
+                    stream.add(change.message, author, change.paths)
+                    sha = stream.finish()[0]
                     repo.push(max(deadline - time.monotonic(), 1.0))
                     repo.mark_clean()
                     self._record_environments(repo)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 LOCAL_TIMEOUT = 120.0
 _CREDENTIALS = re.compile(r"//[^/@\s]+@")
@@ -71,7 +72,7 @@ class Git:
         args: Sequence[str],
         *,
         timeout: float = LOCAL_TIMEOUT,
-        stdin: str | bytes | None = None,
+        stdin: str | bytes | BinaryIO | None = None,
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> Result:
@@ -79,16 +80,30 @@ class Git:
         command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", *args]
         # A new session so a timeout kills git's children too (ssh, remote helpers); killing
         # only git would leave them holding the pipes open.
+        data: bytes | None = None
+        source: int | BinaryIO = subprocess.DEVNULL
+        if isinstance(stdin, str):
+            data, source = stdin.encode(), subprocess.PIPE
+        elif isinstance(stdin, bytes):
+            data, source = stdin, subprocess.PIPE
+        elif stdin is not None:
+            source = stdin  # an open file: git reads it directly
         process = subprocess.Popen(
             command,
             cwd=self.cwd,
             env={**self.env, **(env or {})},
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=source,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        data = stdin.encode() if isinstance(stdin, str) else stdin
+        data = (
+            stdin.encode()
+            if isinstance(stdin, str)
+            else stdin
+            if isinstance(stdin, bytes)
+            else None
+        )
         try:
             out, err = process.communicate(data, timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:

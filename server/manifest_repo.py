@@ -7,10 +7,11 @@ which never follows a symlink; what to write is decided by ``layout``.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from server.git import Git
 from server.git import GitError
@@ -21,15 +22,6 @@ from server.safe_tree import SafeTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One commit to make: message, author, and (path, mode or "D", content) per file."""
-
-    message: str
-    author: tuple[str, str]
-    files: list[tuple[str, str, bytes]]
 
 
 def _quote(path: str) -> str:
@@ -117,64 +109,9 @@ class ManifestRepo:
 
     # -- committing and pushing --------------------------------------------------------------
 
-    def snapshot(self, message: str, author: tuple[str, str], paths: list[str]) -> Snapshot:
-        """Capture what ``paths`` hold in the working tree now, as the content of one commit
-        (a later change in the same batch must not leak into this commit)."""
-        files: list[tuple[str, str, bytes]] = []
-        for path in sorted(set(paths)):
-            full = self.path / path
-            try:
-                mode = os.lstat(full).st_mode
-            except FileNotFoundError:
-                files.append((path, "D", b""))
-                continue
-            if stat.S_ISLNK(mode):
-                files.append((path, "120000", os.readlink(full).encode()))
-            elif stat.S_ISREG(mode):
-                files.append((path, "100644", full.read_bytes()))
-        return Snapshot(message, author, files)
-
-    def commit_snapshots(self, snapshots: list[Snapshot], committer: tuple[str, str]) -> list[str]:
-        """Make one commit per snapshot on the branch, in order, with one ``git fast-import``;
-        return their shas. The index is not used (the working tree already holds the files)."""
-        if not snapshots:
-            return []
-        now = int(time.time())
-        parent = self.head()
-        stream = bytearray()
-        for mark, snap in enumerate(snapshots, start=1):
-            message = snap.message.encode()
-            stream += (
-                (
-                    f"commit refs/heads/{self.branch}\nmark :{mark}\n"
-                    f"author {snap.author[0]} <{snap.author[1]}> {now} +0000\n"
-                    f"committer {committer[0]} <{committer[1]}> {now} +0000\n"
-                    f"data {len(message)}\n"
-                ).encode()
-                + message
-                + b"\n"
-            )
-            if mark == 1 and parent:
-                stream += f"from {parent}\n".encode()
-            for path, mode, content in snap.files:
-                quoted = _quote(path)
-                if mode == "D":
-                    stream += f"D {quoted}\n".encode()
-                else:
-                    stream += f"M {mode} inline {quoted}\ndata {len(content)}\n".encode()
-                    stream += content + b"\n"
-            stream += b"\n"
-        marks = self.path / ".git" / "kuberpult-marks"
-        # Keep what fast-import writes as one pack (unpacking it into loose objects costs a
-        # second process); housekeeping() consolidates the packs now and then.
-        self.git.run(
-            ["-c", "fastimport.unpackLimit=1", "fast-import", "--quiet", f"--export-marks={marks}"],
-            stdin=bytes(stream),
-        )
-        found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
-        shas = [found[f":{mark}"].strip() for mark in range(1, len(snapshots) + 1)]
-        self._head = shas[-1]
-        return shas
+    def commits(self, committer: tuple[str, str]) -> CommitStream:
+        """Start a batch of commits on the branch (made with one ``git fast-import``)."""
+        return CommitStream(self, committer)
 
     def housekeeping(self, timeout: float) -> None:
         """Let git consolidate packs and loose objects when it finds enough of them."""
@@ -213,3 +150,81 @@ class ManifestRepo:
                 reason = summarize(line.split("\t")[-1] + "\n" + result.stderr)
                 raise PushRejected(f"the remote rejected the push: {reason}")
         raise GitError(f"git push failed: {summarize(result.stderr)}")
+
+
+class CommitStream:
+    """Commits written one by one into a fast-import stream on disk, then made at once.
+
+    Each commit captures its files as the working tree holds them *when it is added* (a later
+    commit of the batch may change the same path), copied in chunks, so a large manifest is
+    never held in memory. The index is not used: the working tree already holds the files.
+    """
+
+    def __init__(self, repo: ManifestRepo, committer: tuple[str, str]) -> None:
+        self.repo = repo
+        self.committer = committer
+        self.parent = repo.head()
+        self.count = 0
+        self.path = repo.path / ".git" / "kuberpult-import"
+        self.stream: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
+        self.now = int(time.time())
+
+    def add(self, message: str, author: tuple[str, str], paths: list[str]) -> None:
+        """One commit of ``paths`` (files, symlinks, or gone = deleted) with this message."""
+        self.count += 1
+        encoded = message.encode()
+        write = self.stream.write
+        write(
+            f"commit refs/heads/{self.repo.branch}\nmark :{self.count}\n"
+            f"author {author[0]} <{author[1]}> {self.now} +0000\n"
+            f"committer {self.committer[0]} <{self.committer[1]}> {self.now} +0000\n"
+            f"data {len(encoded)}\n".encode()
+        )
+        write(encoded + b"\n")
+        if self.count == 1 and self.parent:
+            write(f"from {self.parent}\n".encode())
+        for path in sorted(set(paths)):
+            full = self.repo.path / path
+            quoted = _quote(path)
+            try:
+                mode = os.lstat(full).st_mode
+            except FileNotFoundError:
+                write(f"D {quoted}\n".encode())
+                continue
+            if stat.S_ISLNK(mode):
+                target = os.readlink(full).encode()
+                write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
+            elif stat.S_ISREG(mode):
+                with open(os.open(full, os.O_RDONLY | os.O_NOFOLLOW), "rb") as source:
+                    size = os.fstat(source.fileno()).st_size
+                    write(f"M 100644 inline {quoted}\ndata {size}\n".encode())
+                    shutil.copyfileobj(source, self.stream)
+                write(b"\n")
+        write(b"\n")
+
+    def finish(self) -> list[str]:
+        """Make the commits; return their shas in order (none when nothing was added)."""
+        self.stream.close()
+        try:
+            if not self.count:
+                return []
+            marks = self.repo.path / ".git" / "kuberpult-marks"
+            # Keep what fast-import writes as one pack (unpacking it into loose objects costs
+            # a second process); housekeeping() consolidates the packs now and then.
+            with open(self.path, "rb") as stream:
+                self.repo.git.run(
+                    [
+                        "-c",
+                        "fastimport.unpackLimit=1",
+                        "fast-import",
+                        "--quiet",
+                        f"--export-marks={marks}",
+                    ],
+                    stdin=stream,
+                )
+            found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
+            shas = [found[f":{mark}"].strip() for mark in range(1, self.count + 1)]
+            self.repo._head = shas[-1]
+            return shas
+        finally:
+            self.path.unlink(missing_ok=True)

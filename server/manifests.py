@@ -6,6 +6,7 @@ compare two versions of the same release.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 from typing import Any
 
@@ -29,15 +30,16 @@ def check_yaml(environment: str, content: bytes) -> None:
     """Raise ``ValidationError`` unless ``content`` is UTF-8 YAML without an alias bomb."""
     field = f"manifests[{environment}]"
     try:
-        text = content.decode("utf-8")
+        _check_utf8(content)
     except UnicodeDecodeError as error:
         raise ValidationError(
             field, f"Manifest for environment {environment!r} is not valid UTF-8: {error}"
         ) from None
-    if "\0" in text:
+    if b"\0" in content:
         raise ValidationError(field, f"Manifest for environment {environment!r} contains NUL")
     try:
-        expanded = _expanded_node_count(text)
+        # The parser reads the UTF-8 bytes itself: no decoded copy of a large manifest.
+        expanded = _expanded_node_count(content)
     except yaml.YAMLError as error:
         raise ValidationError(
             field,
@@ -55,11 +57,20 @@ def check_yaml(environment: str, content: bytes) -> None:
         )
 
 
+def _check_utf8(content: bytes, chunk: int = 1 << 20) -> None:
+    """Validate UTF-8 piecewise, so a large manifest is never held twice."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(content)
+    for start in range(0, len(content), chunk):
+        decoder.decode(view[start : start + chunk], final=False)
+    decoder.decode(b"", final=True)
+
+
 class _TooDeep(Exception):
     pass
 
 
-def _expanded_node_count(text: str) -> int:
+def _expanded_node_count(text: bytes) -> int:
     """Count nodes after alias expansion, walking parser events only (nothing is built)."""
     sizes: dict[str, int] = {}
     # Each frame: [anchor or None, node count so far]

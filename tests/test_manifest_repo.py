@@ -25,12 +25,13 @@ def test_each_snapshot_keeps_its_own_content(repo: ManifestRepo, bare_remote: Re
     first = repo.tree.write(("a", "file"), b"one\n")
     link = repo.tree.symlink(("a", "link"), ("a",))
     assert first and link
-    snapshots = [repo.snapshot("first\n", AUTHOR, [first, link])]
+    stream = repo.commits(("Bot", "bot@example.com"))
+    stream.add("first\n", AUTHOR, [first, link])
     second = repo.tree.write(("a", "file"), b"two\n")
     gone = repo.tree.remove(("a", "link"))
     assert second and gone
-    snapshots.append(repo.snapshot("second\n", AUTHOR, [second, gone]))
-    shas = repo.commit_snapshots(snapshots, ("Bot", "bot@example.com"))
+    stream.add("second\n", AUTHOR, [second, gone])
+    shas = stream.finish()
     repo.push(30)
     assert bare_remote.log("%H %s %an %cn") == [
         f"{shas[1]} second Jane Bot",
@@ -73,7 +74,9 @@ def test_housekeeping_consolidates_the_packs_of_many_batches(repo: ManifestRepo)
     for number in range(55):
         path = repo.tree.write(("f",), f"{number}\n".encode())
         assert path
-        repo.commit_snapshots([repo.snapshot(f"{number}\n", AUTHOR, [path])], AUTHOR)
+        stream = repo.commits(AUTHOR)
+        stream.add(f"{number}\n", AUTHOR, [path])
+        stream.finish()
     packs = repo.path / ".git" / "objects" / "pack"
     assert len(list(packs.glob("*.pack"))) >= 55
     repo.housekeeping(120)
