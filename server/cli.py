@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -102,7 +103,7 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--bind", default="127.0.0.1:8081", help="HOST:PORT (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
-        "--threads", type=int, default=8, help="threads per worker (default %(default)s)"
+        "--threads", type=int, default=32, help="threads per worker (default %(default)s)"
     )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.threads < 1:
@@ -120,6 +121,9 @@ def serve(argv: list[str]) -> int:
         print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+    )
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
         f"manifest repository {config.git_url} (branch {config.git_branch})",
