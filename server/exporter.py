@@ -51,6 +51,17 @@ SEED_ENVIRONMENTS: dict[tuple[str, ...], bytes] = {
 }
 
 
+def _status(batch_size: int, started: float, error: str | None) -> dict[str, object]:
+    """The "export" view: how the last batch went (for /readyz)."""
+    return {
+        "last_attempt_at": utc_now(),
+        "ok": error is None,
+        "error": error,
+        "batch_size": batch_size,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
 class EditNotPushed(Exception):
     """An edit could not be pushed; it was not applied."""
 
@@ -159,8 +170,7 @@ class Exporter:
         view = environments_view(repo.tree)
         store = Store.for_config(self.config)
         try:
-            store.replace_environments(configs)
-            store.save_view("environments", view)
+            store.save_environments(configs, view)
         finally:
             store.close()
 
@@ -203,16 +213,8 @@ class Exporter:
                 return ExportReport()
             started = time.monotonic()
             failure = self._export_batch(store, batch, deadline)
-            store.save_view(
-                "export",
-                {
-                    "last_attempt_at": utc_now(),
-                    "ok": failure is None,
-                    "error": failure.error if failure else None,
-                    "batch_size": len(batch),
-                    "seconds": round(time.monotonic() - started, 3),
-                },
-            )
+            if failure is not None:
+                store.save_view("export", _status(len(batch), started, failure.error))
             log.info(
                 "exported a batch of %d release(s) in %.3fs%s",
                 len(batch),
@@ -228,6 +230,7 @@ class Exporter:
         self, store: Store, batch: list[StoredRelease], deadline: float
     ) -> ExportReport | None:
         """Commit every release of ``batch`` and push once; None when done, else why not."""
+        started = time.monotonic()
         repo = self._repo()
         clean = repo.take_clean_marker()
         for _ in range(MAX_REDO):
@@ -265,7 +268,7 @@ class Exporter:
                     log.warning("push failed: %s", error)
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
-            store.mark_pushed(commits, removed)
+            store.mark_pushed(commits, removed, _status(len(batch), started, None))
             repo.mark_clean()
             if commits:
                 self._record_environments(repo)

@@ -210,8 +210,15 @@ class Store:
         ).fetchall()
         return {name: (bool(latest), group or name) for name, latest, group in rows}
 
-    def replace_environments(self, configs: dict[str, tuple[bool, str | None]]) -> None:
-        """Replace the mirror with the environments the repository has now."""
+    def save_environments(
+        self, configs: dict[str, tuple[bool, str | None]], view: dict[str, Any]
+    ) -> None:
+        """Replace the mirror of the environment configs and the environments view, unless
+        both are what is stored already (then nothing is written)."""
+        if self.view("environments")[0] == json.loads(json.dumps(view)) and self.environments() == {
+            name: (latest, group or name) for name, (latest, group) in configs.items()
+        }:
+            return
         now = utc_now()
         with self.transaction():
             self.db.conn.execute("delete from environments")
@@ -219,14 +226,18 @@ class Store:
                 self.db.conn.execute(
                     "insert into environments values (?, ?, ?, ?)", [name, int(latest), group, now]
                 )
+            self._put_view("environments", view)
 
     def save_view(self, name: str, data: Any) -> None:
         """Store a JSON view of the repository (replacing the previous one)."""
         with self.transaction():
-            self.db.conn.execute(
-                "insert or replace into repository_views values (?, ?, ?)",
-                [name, json.dumps(data, sort_keys=True), utc_now()],
-            )
+            self._put_view(name, data)
+
+    def _put_view(self, name: str, data: Any) -> None:
+        self.db.conn.execute(
+            "insert or replace into repository_views values (?, ?, ?)",
+            [name, json.dumps(data, sort_keys=True), utc_now()],
+        )
 
     def view(self, name: str) -> tuple[Any, str | None]:
         """A stored view and when it was taken; ({}, None) before the first one."""
@@ -312,12 +323,18 @@ class Store:
         )
 
     def mark_pushed(
-        self, commits: list[tuple[int, str]], removed: Sequence[tuple[str, int]] = ()
+        self,
+        commits: list[tuple[int, str]],
+        removed: Sequence[tuple[str, int]] = (),
+        status: dict[str, Any] | None = None,
     ) -> None:
         """Record that these releases are on the remote, each in its commit, and which older
-        releases the cleanup rule took out of the repository (their rows stay)."""
+        releases the cleanup rule took out of the repository (their rows stay); ``status``
+        becomes the "export" view in the same transaction (one fsync for all)."""
         pushed_at = utc_now()
         with self.transaction():
+            if status is not None:
+                self._put_view("export", status)
             for application, version in removed:
                 self.db.conn.execute(
                     "update releases set removed_from_repo_at = ? "
