@@ -50,8 +50,10 @@ def create_app(config: Config | None = None) -> Flask:
 
     from server import api
     from server import locks_api
+    from server import logs
     from server.web_context import close_store
 
+    logs.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(locks_api.bp)
     app.teardown_appcontext(close_store)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import ctypes
 import sys
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from server import logs
 from server.auth.gate import Auth
 from server.config import Config
 from server.config import ConfigError
@@ -30,7 +31,22 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         from server.app import create_app
 
+        logs.configure()  # in the worker, after gunicorn set up its own loggers
+        _return_big_buffers_to_the_system()
         return create_app(self.kuberpult_config)
+
+
+def _return_big_buffers_to_the_system() -> None:
+    """Make glibc serve large blocks (a 10 MB manifest) with mmap and give them back when
+    freed. Left dynamic, its threshold grows after the first free and every request thread's
+    arena then keeps its own multi-megabyte copies: RSS grows with the thread count."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    m_mmap_threshold, m_arena_max = -3, -8
+    libc.mallopt(m_mmap_threshold, 256 * 1024)
+    libc.mallopt(m_arena_max, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,9 +137,6 @@ def serve(argv: list[str]) -> int:
         print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
-    )
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
         f"manifest repository {config.git_url} (branch {config.git_branch})",
@@ -137,7 +150,8 @@ def serve(argv: list[str]) -> int:
         # A request may wait for the repo lock and then push; the worker must outlive both.
         "timeout": int(config.git_push_timeout * 2 + 30),
         "graceful_timeout": int(config.git_push_timeout + 5),
-        "accesslog": "-",
+        # Requests are logged as JSON lines by the app itself (server.logs).
+        "accesslog": None,
         # gunicorn 23+ opens a control socket in ~/.gunicorn by default; several servers on
         # one machine (tests, benchmarks) would fight over it and nothing here uses it.
         "control_socket_disable": True,

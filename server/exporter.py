@@ -216,10 +216,16 @@ class Exporter:
             if failure is not None:
                 store.save_view("export", _status(len(batch), started, failure.error))
             log.info(
-                "exported a batch of %d release(s) in %.3fs%s",
-                len(batch),
-                time.monotonic() - started,
-                f": {failure.error}" if failure else "",
+                "push",
+                extra={
+                    "fields": {
+                        "event": "push",
+                        "batch_size": len(batch),
+                        "seconds": round(time.monotonic() - started, 3),
+                        "ok": failure is None,
+                        "error": failure.error if failure else None,
+                    }
+                },
             )
             if failure is not None:
                 return failure
