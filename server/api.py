@@ -11,6 +11,7 @@ from flask import jsonify
 from flask import request
 
 from server import form
+from server import metrics
 from server.errors import BadRequest
 from server.errors import NotFound
 from server.errors import Unavailable
@@ -79,6 +80,8 @@ def _require_multipart() -> None:
 
 
 def _release_response(result: ReleaseResult) -> Response:
+    if result.outcome.value == "Success":
+        metrics.RELEASES.inc()
     response = jsonify({result.outcome.value: {}})
     response.status_code = 201 if result.outcome.value == "Success" else 200
     response.headers["Location"] = (
@@ -187,6 +190,13 @@ def healthz() -> Response:
     """200 once the server can take releases (its database answers)."""
     pending = get_store().count_pending()
     return jsonify({"status": "ok", "pending_releases": pending})
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus metrics of every worker, and the pending queue depth."""
+    body, content_type = metrics.render(get_store().count_pending)
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/readyz")

@@ -11,6 +11,7 @@ from flask import Response
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
+from server import metrics
 from server.auth.gate import Auth
 from server.config import Config
 from server.errors import KuberpultError
@@ -54,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
     from server.web_context import close_store
 
     logs.init_app(app)
+    app.after_request(_count_request)
     app.register_blueprint(api.bp)
     app.register_blueprint(locks_api.bp)
     app.teardown_appcontext(close_store)
@@ -63,6 +65,15 @@ def create_app(config: Config | None = None) -> Flask:
     if config.recovery_interval > 0:
         _start_recovery(config, exporter)
     return app
+
+
+def _count_request(response: Response) -> Response:
+    from flask import request
+
+    metrics.REQUESTS.labels(
+        request.endpoint or "unknown", request.method, str(response.status_code)
+    ).inc()
+    return response
 
 
 def _kuberpult_error(error: KuberpultError) -> tuple[Response, int, dict[str, str]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
+import shutil
 import sys
 from typing import Any
 
@@ -34,6 +36,12 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         logs.configure()  # in the worker, after gunicorn set up its own loggers
         _return_big_buffers_to_the_system()
         return create_app(self.kuberpult_config)
+
+
+def _child_exit(_server: object, worker: Any) -> None:
+    from server import metrics
+
+    metrics.worker_exited(worker.pid)
 
 
 def _return_big_buffers_to_the_system() -> None:
@@ -142,6 +150,11 @@ def serve(argv: list[str]) -> int:
         f"manifest repository {config.git_url} (branch {config.git_branch})",
         file=sys.stderr,
     )
+    # Every worker writes its metric samples here; /metrics adds them up. Fresh each start.
+    metrics_dir = config.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     options = {
         "bind": args.bind,
         "workers": args.workers,
@@ -155,6 +168,7 @@ def serve(argv: list[str]) -> int:
         # gunicorn 23+ opens a control socket in ~/.gunicorn by default; several servers on
         # one machine (tests, benchmarks) would fight over it and nothing here uses it.
         "control_socket_disable": True,
+        "child_exit": _child_exit,
     }
     _GunicornServer(config, options).run()
     return 0

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from server import layout
+from server import metrics
 from server.config import Config
 from server.environments import read_config
 from server.faults import maybe_die
@@ -215,13 +216,16 @@ class Exporter:
             failure = self._export_batch(store, batch, deadline)
             if failure is not None:
                 store.save_view("export", _status(len(batch), started, failure.error))
+            seconds = time.monotonic() - started
+            metrics.PUSH_SECONDS.labels("ok" if failure is None else "failed").observe(seconds)
+            metrics.BATCH_SIZE.observe(len(batch))
             log.info(
                 "push",
                 extra={
                     "fields": {
                         "event": "push",
                         "batch_size": len(batch),
-                        "seconds": round(time.monotonic() - started, 3),
+                        "seconds": round(seconds, 3),
                         "ok": failure is None,
                         "error": failure.error if failure else None,
                     }
