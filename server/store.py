@@ -68,8 +68,24 @@ class Store:
         self.db.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A write transaction (``BEGIN IMMEDIATE``); busy beyond the timeout becomes a 503."""
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """A write transaction (``BEGIN IMMEDIATE``); busy beyond the timeout becomes a 503.
+
+        ``durable=False`` skips the fsync at commit: only for facts the exporter can find out
+        again (what is on the remote), never for an accepted release.
+        """
+        conn = self.db.conn
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            with self._transaction():
+                yield
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -332,7 +348,9 @@ class Store:
         releases the cleanup rule took out of the repository (their rows stay); ``status``
         becomes the "export" view in the same transaction (one fsync for all)."""
         pushed_at = utc_now()
-        with self.transaction():
+        # If this is lost in a power cut the releases are pending again, and the next export
+        # finds their files on the remote and marks them without a second commit.
+        with self.transaction(durable=False):
             if status is not None:
                 self._put_view("export", status)
             for application, version in removed:
