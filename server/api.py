@@ -19,6 +19,8 @@ from server.errors import ValidationError
 from server.models import ReleaseRequest
 from server.models import ReleaseResult
 from server.models import StoredRelease
+from server.openapi import SPEC
+from server.rules import MAX_VERSION
 from server.service import ReleaseService
 from server.web_auth import api_gate
 from server.web_auth import current_principal
@@ -122,7 +124,7 @@ def _release_json(stored: StoredRelease) -> dict[str, Any]:
 @api_gate
 def release_receipt(application: str, version: int) -> Response:
     """One release: its metadata, environments, and where it landed in the manifest repo."""
-    stored = get_store().find_release(application, version)
+    stored = get_store().find_release(application, version) if version <= MAX_VERSION else None
     if stored is None:
         raise NotFound(f"release {version} of application {application!r} does not exist")
     return jsonify(_release_json(stored))
@@ -156,8 +158,8 @@ def releases(application: str) -> Response:
 
 def _positive_arg(name: str, default: int) -> int:
     raw = request.args.get(name, str(default))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError(name, f"{name} must be a whole number of at least 1")
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
+        raise ValidationError(name, f"{name} must be a whole number from 1 to 1000000")
     return int(raw)
 
 
@@ -190,6 +192,12 @@ def healthz() -> Response:
     """200 once the server can take releases (its database answers)."""
     pending = get_store().count_pending()
     return jsonify({"status": "ok", "pending_releases": pending})
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(SPEC)
 
 
 @bp.get("/metrics")

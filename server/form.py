@@ -55,6 +55,10 @@ def parse_release(
     ``values`` are the text parts, ``files`` the parts with a filename; both may repeat a name.
     :raises ValidationError: naming the first field that breaks a rule.
     """
+    values, files = list(values), list(files)
+    for name, _ in (*values, *files):
+        if not name:
+            raise ValidationError("multipart", "every multipart part needs a non-empty name")
     grouped_values: dict[str, list[str]] = {}
     for name, value in values:
         grouped_values.setdefault(name, []).append(value)

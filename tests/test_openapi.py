@@ -1,0 +1,81 @@
+"""The OpenAPI document, and schemathesis against the live server with it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from server.openapi import SPEC
+from tests.conftest import Remote
+
+SCHEMATHESIS = Path(sys.executable).parent / "st"
+
+
+def test_every_route_is_documented(start_server, bare_remote: Remote) -> None:
+    server = start_server(bare_remote)
+    served = requests.get(server.url + "/api/openapi.json", timeout=10).json()
+    assert served == SPEC
+    assert served["openapi"] == "3.1.0"
+    from server.app import create_app  # the routes the app really has
+    from server.config import Config
+
+    app = create_app(
+        Config.from_env(
+            {
+                "KUBERPULT_DATA_DIR": str(server.data_dir),
+                "KUBERPULT_GIT_URL": bare_remote.url,
+                "KUBERPULT_RECOVERY_INTERVAL": "0",
+            }
+        )
+    )
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule).replace("{lock_id}", "{lockId}")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            routes.add((path.rstrip("/") or "/", method.lower()))
+    documented = {
+        (path, method)
+        for path, ops in SPEC["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
+    assert routes == documented
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_break(
+    start_server, bare_remote: Remote
+) -> None:
+    server = start_server(bare_remote, workers=2)
+    result = subprocess.run(
+        [
+            str(SCHEMATHESIS),
+            "run",
+            server.url + "/api/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_schema_conformance",
+            "--max-examples",
+            "150",
+            "--seed",
+            "20261127",
+            "--request-timeout",
+            "60",
+            "--phases",
+            "coverage,fuzzing",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    report = result.stdout[-3000:]
+    assert result.returncode == 0, report + "\n" + server.log()[-3000:]
+    generated = int(re.search(r"(\d+) generated", result.stdout).group(1))  # type: ignore[union-attr]
+    assert generated >= 2000, report
