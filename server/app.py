@@ -52,12 +52,14 @@ def create_app(config: Config | None = None) -> Flask:
     from server import api
     from server import locks_api
     from server import logs
+    from server import overview
     from server.web_context import close_store
 
     logs.init_app(app)
     app.after_request(_count_request)
     app.register_blueprint(api.bp)
     app.register_blueprint(locks_api.bp)
+    app.register_blueprint(overview.bp)
     app.teardown_appcontext(close_store)
     app.register_error_handler(KuberpultError, _kuberpult_error)
     app.register_error_handler(HTTPException, _http_error)

@@ -334,6 +334,19 @@ SPEC: dict[str, Any] = {
         "/api/environments/{environment}/lock/team/{team}/{lockId}": _lock_operations(
             [ENV, _path("team", NAME, "Team name"), LOCK], "a team lock"
         ),
+        "/": {
+            "get": {
+                "summary": "The overview page (HTML)",
+                "parameters": [{"name": "team", "in": "query", "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "Applications by environment, latest releases",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_errors("401"),
+                },
+            }
+        },
         "/healthz": {
             "get": {
                 "summary": "Alive: the database answers",

@@ -286,6 +286,32 @@ class Store:
         )
         return [self._with_manifests(row) for row in rows], int(total)
 
+    def latest_releases(self, limit: int) -> list[dict[str, Any]]:
+        """The newest releases across applications, without their manifests."""
+        rows = self.db.conn.execute(
+            "select r.application, r.version, r.display_version, r.created_at, r.state, "
+            "r.commit_sha, r.source_commit_id, group_concat(m.environment, ', ') "
+            "from releases r left join release_manifests m on m.release_id = r.id "
+            "group by r.id order by r.id desc limit ?",
+            [limit],
+        ).fetchall()
+        names = (
+            "application",
+            "version",
+            "display_version",
+            "created_at",
+            "state",
+            "commit_sha",
+            "source_commit_id",
+        )
+        return [
+            {
+                **dict(zip(names, row[:7], strict=True)),
+                "environments": sorted((row[7] or "").split(", ")) if row[7] else [],
+            }
+            for row in rows
+        ]
+
     def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
         manifests = {
             m["environment"]: bytes(m["content"])
