@@ -103,6 +103,7 @@ def _release_json(stored: StoredRelease) -> dict[str, Any]:
         "created_at": stored.created_at,
         "state": stored.state.value,
         "commit_sha": stored.commit_sha,
+        "pushed_at": stored.pushed_at,
         "error": stored.error,
         "removed_from_repo_at": stored.removed_from_repo_at,
         "author": {"name": stored.author_name, "email": stored.author_email},

@@ -57,6 +57,7 @@ class StoredRelease:
     error: str | None = None
     error_code: str | None = None
     removed_from_repo_at: str | None = None
+    pushed_at: str | None = None
 
 
 class Outcome(enum.Enum):

@@ -132,6 +132,7 @@ RELEASE = {
         "created_at": {"type": "string"},
         "state": {"enum": ["pending", "pushed", "failed"]},
         "commit_sha": {"type": ["string", "null"]},
+        "pushed_at": {"type": ["string", "null"]},
         "error": {"type": ["string", "null"]},
         "removed_from_repo_at": {"type": ["string", "null"]},
         "author": {"type": "object"},

@@ -332,6 +332,7 @@ class Store:
             error=row["error"],
             error_code=row["error_code"],
             removed_from_repo_at=row["removed_from_repo_at"],
+            pushed_at=row["pushed_at"],
             **{name: row[name] for name in _RELEASE_TEXT_FIELDS},
         )
 

@@ -69,6 +69,7 @@ def test_receipt_says_where_the_release_landed(shared: tuple[Server, Remote]) ->
     body = receipt.json()
     assert body["state"] == "pushed"
     assert body["commit_sha"] == remote.head()
+    assert body["pushed_at"].endswith("Z")
     assert body["environments"] == ["development"]
     assert body["team"] == "core"
     missing = requests.get(server.url + f"/api/applications/{app}/releases/4", timeout=10)
