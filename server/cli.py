@@ -38,6 +38,17 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.kuberpult_config)
 
 
+def _prepare_database(config: Config) -> None:
+    """Create or migrate the database once, before any worker opens it."""
+    from server.store import Store
+
+    store = Store.for_config(config)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+
+
 def _child_exit(_server: object, worker: Any) -> None:
     from server import metrics
 
@@ -93,14 +104,9 @@ def create_environment(argv: list[str]) -> int:
     from server.edits import RepositoryEdits
     from server.errors import KuberpultError
     from server.exporter import Exporter
-    from server.store import Store
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.for_config(config)
-    try:
-        store.migrate()
-    finally:
-        store.close()
+    _prepare_database(config)
     exporter = Exporter(config)
     exporter.prepare()
     try:
@@ -145,6 +151,7 @@ def serve(argv: list[str]) -> int:
         print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_database(config)
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
         f"manifest repository {config.git_url} (branch {config.git_branch})",

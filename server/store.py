@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ class Store:
         conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
         self.db = sqlite_utils.Database(conn)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn, busy_timeout_ms / 1000)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
@@ -414,6 +415,20 @@ class Store:
     def retry_failed(self, release_id: int) -> None:
         """Put a failed release back in the queue (its request came again)."""
         self.db.table("releases").update(release_id, {"state": ExportState.PENDING.value})
+
+
+def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch a new database to WAL (persistent). Switching needs a moment alone with the file,
+    and SQLite answers "locked" at once instead of waiting when another connection (a second
+    worker starting at the same time) is there too, so this retries until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _unavailable(error: sqlite3.OperationalError) -> Unavailable:

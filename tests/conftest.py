@@ -117,6 +117,20 @@ class Remote:
         """Someone else pushes one changed file."""
         return self.push_files(tmp, {path: content}, f"foreign change to {path}")
 
+    def plant_symlink(self, tmp: Path, path: str) -> Path:
+        """An attacker's push: ``path`` becomes a symlink to a new directory outside the
+        repository, which is returned (it must stay empty)."""
+        outside = tmp / f"outside-{uuid.uuid4().hex[:8]}"
+        outside.mkdir()
+        clone = tmp / f"attacker-{uuid.uuid4().hex[:8]}"
+        git("init", "-q", f"--initial-branch={self.branch}", str(clone), cwd=tmp)
+        (clone / path).parent.mkdir(parents=True, exist_ok=True)
+        (clone / path).symlink_to(outside)
+        git("add", "-A", cwd=clone)
+        git("commit", "-q", "-m", "plant a symlink", cwd=clone)
+        git("push", "-q", self.url, f"HEAD:refs/heads/{self.branch}", cwd=clone)
+        return outside
+
     def mode(self, path: str) -> str:
         """The git file mode at the branch head: 100644 file, 120000 symlink, 040000 tree."""
         out = git("ls-tree", self.branch, "--", path, cwd=self.path)

@@ -63,15 +63,7 @@ def test_concurrent_releases_share_pushes(start_server, bare_remote: Remote) -> 
 def test_a_release_that_cannot_be_applied_does_not_sink_the_batch(
     start_server, bare_remote: Remote, tmp_path: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    clone = tmp_path / "attacker"
-    git("init", "-q", "--initial-branch=main", str(clone), cwd=tmp_path)
-    (clone / "applications").mkdir()
-    (clone / "applications" / "victim").symlink_to(outside)
-    git("add", "-A", cwd=clone)
-    git("commit", "-q", "-m", "plant", cwd=clone)
-    git("push", "-q", bare_remote.url, "HEAD:refs/heads/main", cwd=clone)
+    outside = bare_remote.plant_symlink(tmp_path, "applications/victim")
     slow_counting_remote(bare_remote, 0.3)
     server = start_server(bare_remote, workers=2)
     apps = [unique_app() for _ in range(8)]

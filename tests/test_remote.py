@@ -142,15 +142,7 @@ def test_a_branch_the_remote_lacks_is_created_by_the_first_push(
 def test_a_symlink_in_the_remote_is_never_written_through(
     start_server, bare_remote: Remote, tmp_path: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    clone = tmp_path / "attacker"
-    git("init", "-q", "--initial-branch=main", str(clone), cwd=tmp_path)
-    (clone / "applications").mkdir()
-    (clone / "applications" / "victim").symlink_to(outside)
-    git("add", "-A", cwd=clone)
-    git("commit", "-q", "-m", "plant a symlink", cwd=clone)
-    git("push", "-q", bare_remote.url, "HEAD:refs/heads/main", cwd=clone)
+    outside = bare_remote.plant_symlink(tmp_path, "applications/victim")
     head = bare_remote.head()
 
     server = start_server(bare_remote)
