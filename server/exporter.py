@@ -17,6 +17,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field
 
 from server import layout
 from server import metrics
@@ -61,6 +62,16 @@ def _status(batch_size: int, started: float, error: str | None) -> dict[str, obj
         "batch_size": batch_size,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+@dataclass
+class Applied:
+    """What a batch did: (release id, commit) pairs, cleaned-up versions, and whether any
+    environment changed (then the environments view is refreshed)."""
+
+    commits: list[tuple[int, str]] = field(default_factory=list)
+    removed: list[tuple[str, int]] = field(default_factory=list)
+    environments_touched: bool = False
 
 
 class EditNotPushed(Exception):
@@ -255,7 +266,7 @@ class Exporter:
                 return ExportReport(str(error))
             try:
                 head_before = repo.head()
-                commits, removed = self._commit_each(store, repo, batch)
+                applied = self._commit_each(store, repo, batch)
             except (GitError, OSError) as error:
                 # A local failure (a stale index.lock, a tree a killed git left dirty):
                 # start over from the remote, which also repairs the clone.
@@ -278,23 +289,21 @@ class Exporter:
                     log.warning("push failed: %s", error)
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
-            store.mark_pushed(commits, removed, _status(len(batch), started, None))
+            store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
             repo.mark_clean()
-            if commits:
+            if applied.environments_touched:
                 self._record_environments(repo)
             return None
         return ExportReport(f"the remote kept moving; gave up after {MAX_REDO} attempts")
 
-    def _commit_each(
-        self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]
-    ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
+    def _commit_each(self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]) -> Applied:
         """One commit per release (messages as Kuberpult's), all made by one fast-import.
 
         A release that cannot be applied is marked failed with its own error and does not sink
         the batch: what came before it is committed, and the tree is reset past its writes.
         """
-        commits: list[tuple[int, str]] = []
-        removed: list[tuple[str, int]] = []
+        applied = Applied()
+        commits, removed = applied.commits, applied.removed
         committer = (self.config.git_author_name, self.config.git_author_email)
         stream = repo.commits(committer)
         waiting: list[int] = []
@@ -314,6 +323,9 @@ class Exporter:
                 store.mark_failed(release.id, error.code, str(error))
                 continue
             removed += [(release.application, v) for v in change.removed_versions]
+            applied.environments_touched |= any(
+                path.startswith("environments/") for path in change.paths
+            )
             if change.paths:
                 stream.add(
                     change.message, (release.author_name, release.author_email), change.paths
@@ -324,7 +336,7 @@ class Exporter:
                 directory = f"applications/{release.application}/releases/{release.version}"
                 commits.append((release.id, repo.last_commit_touching(directory) or ""))
         flush()
-        return commits, removed
+        return applied
 
     def run_edit(
         self, edit: Callable[[SafeTree], Change], author: tuple[str, str], deadline: float
