@@ -104,22 +104,26 @@ def _start_recovery(config: Config, exporter: Exporter) -> None:
 
     def loop() -> None:
         tidied = time.monotonic()
+        # This connection stays open for the worker's life. Besides serving the loop, it keeps
+        # SQLite from checkpointing and deleting the WAL each time a request closes the last
+        # other connection (which costs an fsync per request).
+        store: Store | None = None
         while True:
             try:
-                store = Store.for_config(config)
-                try:
-                    if store.count_pending():
-                        deadline = time.monotonic() + config.request_budget
-                        report = exporter.export_until(store, None, deadline)
-                        if report.error:
-                            log.warning("pending releases not pushed yet: %s", report.error)
-                finally:
-                    store.close()
+                store = store or Store.for_config(config)
+                if store.count_pending():
+                    deadline = time.monotonic() + config.request_budget
+                    report = exporter.export_until(store, None, deadline)
+                    if report.error:
+                        log.warning("pending releases not pushed yet: %s", report.error)
                 if time.monotonic() - tidied > HOUSEKEEPING_INTERVAL:
                     exporter.housekeeping()
                     tidied = time.monotonic()
             except Exception:
                 log.exception("recovery round failed")
+                if store is not None:
+                    store.close()
+                store = None
             time.sleep(config.recovery_interval)
 
     threading.Thread(target=loop, name="kuberpult-recovery", daemon=True).start()

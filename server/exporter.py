@@ -108,7 +108,6 @@ class Exporter:
     @contextmanager
     def _locked(self, deadline: float) -> Iterator[bool]:
         """Hold the repo flock, polling until ``deadline``; yield whether it was acquired."""
-        self.config.data_dir.mkdir(parents=True, exist_ok=True)
         # A fresh open file description per holder, so threads of one worker exclude each
         # other exactly like separate processes do. The kernel drops the lock if we die.
         fd = os.open(self.config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -50,7 +50,8 @@ class Git:
 
     def __init__(self, cwd: Path, home: Path) -> None:
         self.cwd = cwd
-        home.mkdir(parents=True, exist_ok=True)
+        if not home.is_dir():  # a stat is cheaper than a mkdir that fails on every batch
+            home.mkdir(parents=True, exist_ok=True)
         # Inherit PATH and (for SSH remotes) GIT_SSH_COMMAND / SSH_AUTH_SOCK, but never the
         # user's git configuration: HOME points at a directory the server owns.
         self.env = {

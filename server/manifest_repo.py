@@ -39,7 +39,8 @@ class ManifestRepo:
         self.path = path
         self.url = url
         self.branch = branch
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
         self.git = Git(path, git_home)
         self.tree = SafeTree(path)
         self._head: str | None = None  # the branch head when known ("" = unborn), else None

@@ -173,16 +173,12 @@ class Store:
 
     def find_release(self, application: str, version: int) -> StoredRelease | None:
         """The release ``version`` of ``application``, if stored."""
-        rows = list(
-            self.db.table("releases").rows_where(
-                "application = ? and version = ?", [application, version], limit=1
-            )
-        )
+        rows = self._release_rows("application = ? and version = ?", [application, version])
         return self._with_manifests(rows[0]) if rows else None
 
     def release_by_id(self, release_id: int) -> StoredRelease:
         """The release with this row id."""
-        return self._with_manifests(self.db.table("releases").get(release_id))
+        return self._with_manifests(self._release_rows("id = ?", [release_id])[0])
 
     def release_state(self, release_id: int) -> ExportState:
         """Only the export state of a release (cheap)."""
@@ -207,8 +203,8 @@ class Store:
 
     def pending_releases(self, limit: int) -> list[StoredRelease]:
         """The oldest releases not yet on the remote, at most ``limit``."""
-        rows = self.db.table("releases").rows_where(
-            "state = ?", [ExportState.PENDING.value], order_by="id", limit=limit
+        rows = self._release_rows(
+            "state = ? order by id limit ?", [ExportState.PENDING.value, limit]
         )
         return [self._with_manifests(row) for row in rows]
 
@@ -313,11 +309,20 @@ class Store:
             for row in rows
         ]
 
+    # The hot path uses plain SQL: sqlite-utils' table helpers look the columns up on every call.
+
+    def _release_rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
+        cursor = self.db.conn.execute(f"select * from releases where {where}", params)  # noqa: S608 - fixed clauses
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
     def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
         manifests = {
-            m["environment"]: bytes(m["content"])
-            for m in self.db.table("release_manifests").rows_where(
-                "release_id = ?", [row["id"]], order_by="environment"
+            environment: bytes(content)
+            for environment, content in self.db.conn.execute(
+                "select environment, content from release_manifests where release_id = ? "
+                "order by environment",
+                [row["id"]],
             )
         }
         return StoredRelease(
@@ -350,12 +355,18 @@ class Store:
             created_at=fields["created_at"],
             state=ExportState.PENDING.value,
         )
-        release_id = self.db.table("releases").insert(row).last_pk
-        self.db.table("release_manifests").insert_all(
-            {"release_id": release_id, "environment": env, "content": content}
-            for env, content in sorted(manifests.items())
+        names = sorted(row)
+        cursor = self.db.conn.execute(
+            f"insert into releases ({', '.join(names)}) "  # noqa: S608 - fixed column names
+            f"values ({', '.join('?' for _ in names)})",
+            [row[name] for name in names],
         )
-        assert release_id is not None  # noqa: S101 - insert always yields a key
+        release_id = cursor.lastrowid
+        assert release_id is not None  # noqa: S101 - an insert always yields a row id
+        self.db.conn.executemany(
+            "insert into release_manifests (release_id, environment, content) values (?, ?, ?)",
+            [(release_id, env, content) for env, content in sorted(manifests.items())],
+        )
         return int(release_id)
 
     def save_application(self, name: str, team: str | None) -> None:
@@ -387,16 +398,14 @@ class Store:
                     "where application = ? and version = ?",
                     [pushed_at, application, version],
                 )
-            for release_id, sha in commits:
-                self.db.table("releases").update(
-                    release_id,
-                    {
-                        "state": ExportState.PUSHED.value,
-                        "commit_sha": sha,
-                        "pushed_at": pushed_at,
-                        "error": None,
-                    },
-                )
+            self.db.conn.executemany(
+                "update releases set state = ?, commit_sha = ?, pushed_at = ?, error = null "
+                "where id = ?",
+                [
+                    (ExportState.PUSHED.value, sha, pushed_at, release_id)
+                    for release_id, sha in commits
+                ],
+            )
 
     def mark_failed(self, release_id: int, code: str, error: str) -> None:
         """Take a release out of the export queue because it cannot be written."""
