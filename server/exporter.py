@@ -2,8 +2,8 @@
 
 One exporter works at a time, across every gunicorn worker and thread, under an ``flock`` on
 ``repo.lock``. Whoever holds it takes *all* pending releases (up to the batch cap), commits
-each, and pushes once; requests waiting for the lock usually find their release already pushed
-by the previous holder. That is the group commit: no coordinator, just the lock and the rows.
+each, and pushes once; the other requests only watch their own row and answer when a batch
+holding it is pushed. That is the group commit: no coordinator, just the lock and the rows.
 """
 
 from __future__ import annotations
