@@ -229,3 +229,92 @@ def test_unsigned_release_with_a_token_and_a_pull_request(
 def test_the_output_file_format() -> None:
     parsed = parse_file_command("a=1\nb<<EOF\nline 1\nline 2\nEOF\nc=x=y\n")
     assert parsed == {"a": "1", "b": "line 1\nline 2", "c": "x=y"}
+
+
+def test_github_oidc_needs_no_stored_secret(
+    action: CompositeAction,
+    start_server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    tmp_path: Path,
+) -> None:
+    """The job's own OIDC token: a stand-in for GitHub's token service (the only fake here)
+    answers the runner's token request the way GitHub does, with a token minted by a real OIDC
+    provider carrying GitHub's claims; the server checks it against its policy."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler
+    from http.server import ThreadingHTTPServer
+    from urllib.parse import parse_qs
+    from urllib.parse import urlsplit
+
+    from tests.oidc_provider import Provider
+
+    repo, shas = service
+    github = Provider("")
+    audiences: list[str] = []
+
+    class TokenService(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's handler name
+            if self.headers.get("Authorization") != "Bearer runner-request-token":
+                self.send_response(401)
+                self.end_headers()
+                return
+            audience = parse_qs(urlsplit(self.path).query)["audience"][0]
+            audiences.append(audience)
+            token = github.token(
+                audience=audience,
+                repository="acme/svc",
+                ref="refs/heads/main",
+                sub="repo:acme/svc:ref:refs/heads/main",
+            )
+            body = json.dumps({"value": token}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    token_service = ThreadingHTTPServer(("127.0.0.1", 0), TokenService)
+    threading.Thread(target=token_service.serve_forever, daemon=True).start()
+    try:
+        policy = tmp_path / "github.json"
+        policy.write_text(
+            '{"rules": [{"repository": "acme/svc", "ref": "refs/heads/main",'
+            ' "applications": ["svc"], "environments": ["development"]}]}'
+        )
+        server = start_server(
+            bare_remote,
+            KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="false",
+            KUBERPULT_GITHUB_OIDC_POLICY_PATH=str(policy),
+            KUBERPULT_GITHUB_OIDC_ISSUER=github.issuer,
+            KUBERPULT_GITHUB_OIDC_AUDIENCE="https://kuberpult.acme.example",
+        )
+        env = {
+            "GITHUB_SHA": shas[-1],
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"http://127.0.0.1:{token_service.server_port}/token?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runner-request-token",
+        }
+        inputs = {
+            "url": server.url,
+            "application": "svc",
+            "skip-signatures": "true",
+            "manifests": "development=deploy/dev.yaml",
+            "github-oidc": "true",
+            "github-oidc-audience": "https://kuberpult.acme.example",
+        }
+        run = action.run(inputs, workspace=repo, env=env)
+        assert run.outcome == "success", run.log
+        assert audiences == ["https://kuberpult.acme.example"]
+        assert bare_remote.exists("applications/svc/releases/3")
+        # The same workflow may not release an application its policy does not name.
+        other = action.run({**inputs, "application": "billing"}, workspace=repo, env=env)
+        assert other.outcome == "failure"
+        assert "403" in other.log and "acme/svc" in other.log
+    finally:
+        token_service.shutdown()
+        token_service.server_close()
+        github.stop()
