@@ -20,23 +20,14 @@ from typing import Any
 
 import sqlite_utils
 
+from server import schema
 from server.config import Config
 from server.errors import Unavailable
 from server.models import ExportState
 from server.models import StoredRelease
+from server.schema import RELEASE_TEXT_FIELDS
 
-SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
-
-_RELEASE_TEXT_FIELDS = (
-    "source_commit_id",
-    "previous_commit_id",
-    "source_author",
-    "source_message",
-    "display_version",
-    "team",
-    "ci_link",
-)
 
 
 def utc_now() -> str:
@@ -106,68 +97,7 @@ class Store:
     def migrate(self) -> None:
         """Create or upgrade the schema; safe to call from every worker at once."""
         with self.transaction():
-            current = self.db.conn.execute("PRAGMA user_version").fetchone()[0]
-            if current < 1:
-                self._create_v1()
-            if current < 2:
-                # v2: a mirror of the environment configs, for checks made before the repo lock.
-                self.db.table("environments").create(
-                    {
-                        "name": str,
-                        "upstream_latest": int,
-                        "environment_group": str,
-                        "updated_at": str,
-                    },
-                    pk="name",
-                )
-            if current < 3:
-                # v3: the repository's current state as the read API shows it.
-                self.db.table("repository_views").create(
-                    {"name": str, "json": str, "updated_at": str}, pk="name"
-                )
-            self.db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _create_v1(self) -> None:
-        self.db.table("applications").create(
-            {"name": str, "team": str, "created_at": str},
-            pk="name",
-            not_null={"created_at"},
-        )
-        self.db.table("releases").create(
-            {
-                "id": int,
-                "application": str,
-                "version": int,
-                **{name: str for name in _RELEASE_TEXT_FIELDS},
-                "author_name": str,
-                "author_email": str,
-                "created_at": str,
-                "state": str,
-                "error": str,
-                "error_code": str,
-                "commit_sha": str,
-                "pushed_at": str,
-                "removed_from_repo_at": str,
-            },
-            pk="id",
-            not_null={
-                "application",
-                "version",
-                "author_name",
-                "author_email",
-                "created_at",
-                "state",
-            },
-            foreign_keys=[("application", "applications", "name")],
-        )
-        self.db.table("releases").create_index(["application", "version"], unique=True)
-        self.db.table("releases").create_index(["state", "id"])
-        self.db.table("release_manifests").create(
-            {"release_id": int, "environment": str, "content": bytes},
-            pk=("release_id", "environment"),
-            not_null={"content"},
-            foreign_keys=[("release_id", "releases", "id")],
-        )
+            schema.migrate(self.db)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -339,14 +269,14 @@ class Store:
             error_code=row["error_code"],
             removed_from_repo_at=row["removed_from_repo_at"],
             pushed_at=row["pushed_at"],
-            **{name: row[name] for name in _RELEASE_TEXT_FIELDS},
+            **{name: row[name] for name in RELEASE_TEXT_FIELDS},
         )
 
     # -- writes (call inside transaction()) -------------------------------------------------
 
     def insert_release(self, fields: dict[str, Any], manifests: dict[str, bytes]) -> int:
         """Insert a pending release and its manifests; the application row must exist."""
-        row = {name: fields.get(name) for name in _RELEASE_TEXT_FIELDS}
+        row = {name: fields.get(name) for name in RELEASE_TEXT_FIELDS}
         row.update(
             application=fields["application"],
             version=fields["version"],
