@@ -208,7 +208,7 @@ class Server:
         raise AssertionError(f"server did not become healthy:\n{self.log()}")
 
     def stop(self) -> None:
-        """Stop gunicorn and its workers."""
+        """Stop gunicorn and its workers (and the gpg-agent of its keyring home, if any)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -216,6 +216,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        homes = self.data_dir / "gnupg"
+        for home in homes.iterdir() if homes.is_dir() else []:
+            if home.is_dir():
+                stop_gpg_agent(home)
 
     def log(self) -> str:
         """What the server printed so far."""

@@ -115,4 +115,10 @@ def make_keys(base: Path) -> Keys:
         timeout=60,
     ).stdout
     keys.keyring.write_bytes(keyring)
+    subprocess.run(
+        ["gpgconf", "--homedir", str(cert_home), "--kill", "gpg-agent"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     return keys

@@ -82,6 +82,7 @@ def verifies(public: bytes, content: bytes, signature: bytes, base: Path) -> boo
         timeout=60,
         check=False,
     )
+    stop_gpg_agent(home)
     return result.returncode == 0
 
 
