@@ -21,6 +21,7 @@ from server.models import ReleaseResult
 from server.models import StoredRelease
 from server.openapi import SPEC
 from server.rules import MAX_VERSION
+from server.schema import RELEASE_TEXT_FIELDS
 from server.service import ReleaseService
 from server.web_auth import api_gate
 from server.web_auth import current_principal
@@ -108,15 +109,7 @@ def _release_json(stored: StoredRelease) -> dict[str, Any]:
         "removed_from_repo_at": stored.removed_from_repo_at,
         "author": {"name": stored.author_name, "email": stored.author_email},
     }
-    for name in (
-        "source_commit_id",
-        "previous_commit_id",
-        "source_author",
-        "source_message",
-        "display_version",
-        "team",
-        "ci_link",
-    ):
+    for name in RELEASE_TEXT_FIELDS:
         body[name] = getattr(stored, name)
     return body
 

@@ -99,6 +99,20 @@ def parts(body: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]
     return found
 
 
+def unsigned_release(manifest: Path) -> list[str]:
+    """The release subcommand for application a, one unsigned manifest for environment e."""
+    return [
+        "release",
+        "--skip_signatures",
+        "--application",
+        "a",
+        "--environment",
+        "e",
+        "--manifest",
+        str(manifest),
+    ]
+
+
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     path = tmp_path / "dev.yaml"
@@ -166,14 +180,7 @@ def test_client_errors_fail_at_once(scripted, manifest: Path, status: int) -> No
     result = run_client(
         "--url",
         server.url,
-        "release",
-        "--skip_signatures",
-        "--application",
-        "a",
-        "--environment",
-        "e",
-        "--manifest",
-        str(manifest),
+        *unsigned_release(manifest),
     )
     assert result.returncode == 1
     assert len(server.requests) == 1
@@ -187,14 +194,7 @@ def test_retries_give_up_after_the_last_attempt(scripted, manifest: Path) -> Non
         server.url,
         "--retries",
         "2",
-        "release",
-        "--skip_signatures",
-        "--application",
-        "a",
-        "--environment",
-        "e",
-        "--manifest",
-        str(manifest),
+        *unsigned_release(manifest),
     )
     assert result.returncode == 1
     assert len(server.requests) == 3
@@ -209,14 +209,7 @@ def test_an_unreachable_server_is_exit_1(manifest: Path) -> None:
         f"http://127.0.0.1:{free_port()}",
         "--retries",
         "1",
-        "release",
-        "--skip_signatures",
-        "--application",
-        "a",
-        "--environment",
-        "e",
-        "--manifest",
-        str(manifest),
+        *unsigned_release(manifest),
     )
     assert result.returncode == 1
     assert "error issuing the HTTP request" in result.stderr
@@ -406,14 +399,7 @@ def test_prepublish_without_dex_is_exit_1(manifest: Path) -> None:
     result = run_client(
         "--url",
         "http://127.0.0.1:9",
-        "release",
-        "--skip_signatures",
-        "--application",
-        "a",
-        "--environment",
-        "e",
-        "--manifest",
-        str(manifest),
+        *unsigned_release(manifest),
         "--prepublish",
     )
     assert result.returncode == 1
