@@ -6,6 +6,7 @@ Kuberpult has one.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -49,7 +50,12 @@ class Config:
     dex_rbac_team_path: Path | None = None
     github_oidc_policy_path: Path | None = None
     github_oidc_issuer: str = "https://token.actions.githubusercontent.com"
-    github_oidc_audience: str = "kuberpult-lite"
+    github_oidc_audience: str = ""
+    open_reads: bool = False
+    git_ssh_key_path: Path | None = None
+    git_known_hosts_path: Path | None = None
+    git_token_file: Path | None = None
+    git_username: str = "x-access-token"
     test_fault: str = ""
 
     @property
@@ -73,6 +79,21 @@ class Config:
         return self.dex_enabled or self.github_oidc_policy_path is not None
 
     @property
+    def authentication_configured(self) -> bool:
+        """Whether any credential (keyring, Dex, GitHub Actions tokens) is configured."""
+        return self.token_auth_enabled or self.pgp_key_ring_path is not None
+
+    @property
+    def open_without_auth(self) -> bool:
+        """The explicit opt-out: no authentication at all, on purpose (loopback only)."""
+        return self.api_enable_despite_no_auth and not self.authentication_configured
+
+    @property
+    def git_url_for_display(self) -> str:
+        """The remote URL with any credentials blanked, for pages, logs and messages."""
+        return redact(self.git_url)
+
+    @property
     def request_budget(self) -> float:
         """Seconds a release request may spend waiting for its push before answering 503."""
         return self.git_push_timeout
@@ -84,6 +105,7 @@ class Config:
         :raises ConfigError: when a value is malformed; the message names the variable.
         """
         env = os.environ if environ is None else environ
+        _refuse_unknown_variables(env)
         data_dir = Path(env.get("KUBERPULT_DATA_DIR") or "./var").absolute()
         git_url = env.get("KUBERPULT_GIT_URL", "").strip()
         embedded = not git_url
@@ -105,6 +127,34 @@ class Config:
             dex_issuer = env["KUBERPULT_DEX_BASE_URL"].strip().rstrip("/") + "/dex"
         dex_client = env.get("KUBERPULT_DEX_CLIENT_ID", "").strip()
         dex_policy = _file(env, "KUBERPULT_DEX_RBAC_POLICY_PATH")
+        github_policy = _file(env, "KUBERPULT_GITHUB_OIDC_POLICY_PATH")
+        github_audience = env.get("KUBERPULT_GITHUB_OIDC_AUDIENCE", "").strip()
+        if github_policy is not None and not github_audience:
+            # No shared default: a default audience is one every GitHub user can mint.
+            raise ConfigError(
+                "KUBERPULT_GITHUB_OIDC_POLICY_PATH needs KUBERPULT_GITHUB_OIDC_AUDIENCE: set it "
+                "to this server's public URL (e.g. https://kuberpult.example.com), and request "
+                "tokens for that audience in the workflow"
+            )
+        open_api = _boolean(env, "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH")
+        keyring = _file(env, "KUBERPULT_PGP_KEY_RING_PATH")
+        if open_api and (dex_enabled or github_policy is not None or keyring is not None):
+            raise ConfigError(
+                "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH=true is for servers without any "
+                "authentication, but authentication is configured (KUBERPULT_PGP_KEY_RING_PATH, "
+                "KUBERPULT_DEX_ENABLED or KUBERPULT_GITHUB_OIDC_POLICY_PATH): unset it; use "
+                "KUBERPULT_OPEN_READS=true to let anyone who reaches the server read"
+            )
+        ssh_key = _file(env, "KUBERPULT_GIT_SSH_KEY_PATH")
+        known_hosts = _file(env, "KUBERPULT_GIT_SSH_KNOWN_HOSTS_PATH")
+        if ssh_key is not None and known_hosts is None:
+            raise ConfigError(
+                "KUBERPULT_GIT_SSH_KEY_PATH needs KUBERPULT_GIT_SSH_KNOWN_HOSTS_PATH (the "
+                "remote's pinned host key, e.g. from ssh-keyscan checked out of band)"
+            )
+        token_file = _file(env, "KUBERPULT_GIT_TOKEN_FILE")
+        if token_file is not None and not git_url.startswith("https://") and not embedded:
+            raise ConfigError("KUBERPULT_GIT_TOKEN_FILE needs an https:// KUBERPULT_GIT_URL")
         if dex_enabled:
             for name, value in (
                 ("KUBERPULT_DEX_ISSUER_URL (or KUBERPULT_DEX_BASE_URL)", dex_issuer),
@@ -114,26 +164,30 @@ class Config:
                 if not value:
                     raise ConfigError(f"KUBERPULT_DEX_ENABLED=true needs {name}")
         return cls(
-            pgp_key_ring_path=_file(env, "KUBERPULT_PGP_KEY_RING_PATH"),
+            pgp_key_ring_path=keyring,
             dex_enabled=dex_enabled,
             dex_issuer_url=_url(dex_issuer, "KUBERPULT_DEX_ISSUER_URL") if dex_enabled else "",
             dex_client_id=dex_client,
             dex_rbac_policy_path=dex_policy,
             dex_rbac_team_path=_file(env, "KUBERPULT_DEX_RBAC_TEAM_PATH"),
-            github_oidc_policy_path=_file(env, "KUBERPULT_GITHUB_OIDC_POLICY_PATH"),
+            github_oidc_policy_path=github_policy,
             github_oidc_issuer=_url(
                 env.get("KUBERPULT_GITHUB_OIDC_ISSUER", "").strip()
                 or "https://token.actions.githubusercontent.com",
                 "KUBERPULT_GITHUB_OIDC_ISSUER",
             ),
-            github_oidc_audience=env.get("KUBERPULT_GITHUB_OIDC_AUDIENCE", "").strip()
-            or "kuberpult-lite",
+            github_oidc_audience=github_audience,
+            open_reads=_boolean(env, "KUBERPULT_OPEN_READS"),
+            git_ssh_key_path=ssh_key,
+            git_known_hosts_path=known_hosts,
+            git_token_file=token_file,
+            git_username=_text(env, "KUBERPULT_GIT_USERNAME", "x-access-token"),
             data_dir=data_dir,
             git_url=git_url,
             git_branch=branch,
             git_author_name=author_name,
             git_author_email=author_email,
-            api_enable_despite_no_auth=_boolean(env, "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH"),
+            api_enable_despite_no_auth=open_api,
             git_push_timeout=push_timeout,
             max_commits_per_push=max_commits,
             max_queue=_whole(env, "KUBERPULT_MAX_QUEUE", 200, low=1, high=1_000_000),
@@ -149,6 +203,78 @@ class Config:
             # Only tests set this; it makes the exporter kill its own worker at a named step.
             test_fault=env.get("KUBERPULT_TEST_FAULT", ""),
         )
+
+
+#: Every variable the server reads. Anything else that starts with KUBERPULT_ is a mistake
+#: (a misspelt keyring variable would otherwise leave the server running without signatures).
+KNOWN_VARIABLES = frozenset(
+    {
+        "KUBERPULT_DATA_DIR",
+        "KUBERPULT_GIT_URL",
+        "KUBERPULT_GIT_BRANCH",
+        "KUBERPULT_GIT_AUTHOR_NAME",
+        "KUBERPULT_GIT_AUTHOR_EMAIL",
+        "KUBERPULT_GIT_PUSH_TIMEOUT",
+        "KUBERPULT_GIT_WRITE_COMMIT_DATA",
+        "KUBERPULT_GIT_SSH_KEY_PATH",
+        "KUBERPULT_GIT_SSH_KNOWN_HOSTS_PATH",
+        "KUBERPULT_GIT_TOKEN_FILE",
+        "KUBERPULT_GIT_USERNAME",
+        "KUBERPULT_MAX_COMMITS_PER_PUSH",
+        "KUBERPULT_MAX_QUEUE",
+        "KUBERPULT_RELEASE_VERSIONS_LIMIT",
+        "KUBERPULT_SQLITE_BUSY_TIMEOUT",
+        "KUBERPULT_RECOVERY_INTERVAL",
+        "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH",
+        "KUBERPULT_OPEN_READS",
+        "KUBERPULT_PGP_KEY_RING_PATH",
+        "KUBERPULT_DEX_ENABLED",
+        "KUBERPULT_DEX_ISSUER_URL",
+        "KUBERPULT_DEX_BASE_URL",
+        "KUBERPULT_DEX_CLIENT_ID",
+        "KUBERPULT_DEX_RBAC_POLICY_PATH",
+        "KUBERPULT_DEX_RBAC_TEAM_PATH",
+        "KUBERPULT_GITHUB_OIDC_POLICY_PATH",
+        "KUBERPULT_GITHUB_OIDC_ISSUER",
+        "KUBERPULT_GITHUB_OIDC_AUDIENCE",
+        "KUBERPULT_TEST_FAULT",
+    }
+)
+
+
+#: The client's variables: a shell or CI job may hold them next to the server's.
+CLIENT_VARIABLES = frozenset(
+    {
+        "KUBERPULT_DEX_ACCESS_TOKEN",
+        "KUBERPULT_IAP_TOKEN",
+        "KUBERPULT_OAUTH_AUDIENCE",
+        "KUBERPULT_OAUTH_CLIENT_ID",
+        "KUBERPULT_OAUTH_CLIENT_SECRET",
+        "KUBERPULT_GPG_PASSPHRASE",
+    }
+)
+
+
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    known = KNOWN_VARIABLES | CLIENT_VARIABLES
+    unknown = sorted(n for n in env if n.startswith("KUBERPULT_") and n not in known)
+    if not unknown:
+        return
+    name = unknown[0]
+    close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ConfigError(
+        f"unknown setting {name}{hint}: the server reads only the variables listed in the "
+        "README; unset it"
+    )
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the userinfo (``user:token@``) of every URL in it blanked out."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def _valid_branch(name: str) -> bool:
