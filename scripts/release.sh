@@ -21,10 +21,13 @@ options:
   --ci-link URL          link to the CI run
   --signatures           attach FILE.asc as signatures[ENV] (see scripts/sign-manifests.sh)
   --legacy               post to /release (signature-checked) instead of /api/release
+  --token-file FILE      read the bearer token from FILE ('-' for standard input)
   -h, --help             this text
 
-environment: KUBERPULT_DEX_ACCESS_TOKEN (sent as Authorization: Bearer), KUBERPULT_IAP_TOKEN
-(sent as Proxy-Authorization: Bearer). Retries 408, 429, 5xx and network errors (3 times).
+environment: KUBERPULT_DEX_ACCESS_TOKEN (sent as Authorization: Bearer, unless --token-file),
+KUBERPULT_IAP_TOKEN (sent as Proxy-Authorization: Bearer). Tokens reach curl through a
+header file descriptor, never its command line (which every user of the machine can read
+in ps). Retries 408, 429, 5xx and network errors (3 times).
 Exit status: 0 released (201) or already there (200); 22 the server refused; 2 usage.
 TXT
 }
@@ -32,6 +35,7 @@ TXT
 die() { echo "release.sh: $*" >&2; exit 2; }
 
 url="" application="" version="" team="" display_version="" ci_link="" signatures=0 path="api/release"
+token_file=""
 pairs=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +47,7 @@ while [ $# -gt 0 ]; do
     --ci-link) ci_link="${2:?--ci-link needs a value}"; shift 2 ;;
     --signatures) signatures=1; shift ;;
     --legacy) path="release"; shift ;;
+    --token-file) token_file="${2:?--token-file needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *=*) pairs+=("$1"); shift ;;
@@ -79,8 +84,24 @@ args+=(--form-string "source_message=$(git log -1 --format=%B)")
 name="$(git config user.name || true)" email="$(git config user.email || true)"
 [ -z "$name" ] || args+=(-H "author-name: $(printf '%s' "$name" | base64 -w0)")
 [ -z "$email" ] || args+=(-H "author-email: $(printf '%s' "$email" | base64 -w0)")
-[ -z "${KUBERPULT_DEX_ACCESS_TOKEN+x}" ] || args+=(-H "Authorization: Bearer $KUBERPULT_DEX_ACCESS_TOKEN")
-[ -z "${KUBERPULT_IAP_TOKEN+x}" ] || args+=(-H "Proxy-Authorization: Bearer $KUBERPULT_IAP_TOKEN")
+token=""
+if [ -n "$token_file" ]; then
+  if [ "$token_file" = - ]; then token="$(cat)"; else
+    [ -f "$token_file" ] || die "token file '$token_file' does not exist"
+    token="$(cat -- "$token_file")"
+  fi
+  token="${token%%[[:space:]]*}"
+  [ -n "$token" ] || die "the token file '$token_file' is empty"
+elif [ -n "${KUBERPULT_DEX_ACCESS_TOKEN:-}" ]; then
+  token="$KUBERPULT_DEX_ACCESS_TOKEN"
+fi
+# Secret headers go through a file descriptor (printf is a shell builtin: no argv anywhere).
+secret_headers=""
+[ -z "$token" ] || secret_headers+="Authorization: Bearer $token"$'\n'
+[ -z "${KUBERPULT_IAP_TOKEN:-}" ] || secret_headers+="Proxy-Authorization: Bearer $KUBERPULT_IAP_TOKEN"$'\n'
+if [ -n "$secret_headers" ]; then
+  args+=(-H @<(printf '%s' "$secret_headers"))
+fi
 
 echo "release.sh: releasing version $version of $application to ${url%/}/$path" >&2
 exec curl --silent --show-error --fail-with-body --retry 3 --retry-max-time 120 \

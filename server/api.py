@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from flask import Blueprint
@@ -12,20 +11,20 @@ from flask import request
 
 from server import form
 from server import metrics
+from server.auth.access import Access
+from server.config import redact
 from server.errors import BadRequest
 from server.errors import NotFound
 from server.errors import Unavailable
 from server.errors import ValidationError
-from server.models import ReleaseRequest
 from server.models import ReleaseResult
 from server.models import StoredRelease
 from server.openapi import SPEC
 from server.rules import MAX_VERSION
 from server.schema import RELEASE_TEXT_FIELDS
 from server.service import ReleaseService
-from server.web_auth import api_gate
+from server.web_auth import access
 from server.web_auth import current_principal
-from server.web_auth import legacy_gate
 from server.web_context import get_auth
 from server.web_context import get_config
 from server.web_context import get_exporter
@@ -35,17 +34,17 @@ bp = Blueprint("api", __name__)
 
 
 @bp.route("/release", methods=["POST", "PUT"])
-@legacy_gate
+@access(Access.LEGACY_RELEASE)
 def release() -> Response:
     """Create a release (Kuberpult's legacy endpoint; signatures required with a keyring)."""
-    return _create_release(signatures_required=True)
+    return _create_release(Access.LEGACY_RELEASE)
 
 
 @bp.route("/api/release", methods=["POST", "PUT"], strict_slashes=False)
-@api_gate
+@access(Access.RELEASE)
 def api_release() -> Response:
-    """Create a release (Kuberpult's API endpoint, behind the API auth gate)."""
-    return _create_release(signatures_required=False)
+    """Create a release (a token, or with a keyring and no Dex, signatures alone)."""
+    return _create_release(Access.RELEASE)
 
 
 def request_headers() -> dict[str, str]:
@@ -53,26 +52,18 @@ def request_headers() -> dict[str, str]:
     return {name.lower(): value for name, value in request.headers.items()}
 
 
-def _create_release(*, signatures_required: bool) -> Response:
+def _create_release(family: Access) -> Response:
     _require_multipart()
     values = [(name, value) for name, items in request.form.lists() for value in items]
     files = [(name, storage.read()) for name, items in request.files.lists() for storage in items]
     release_request = form.parse_release(values, files, request_headers())
-    auth, store, principal = get_auth(), get_store(), current_principal()
-    auth.check_signatures(release_request, required=signatures_required)
-    auth.authorize_release(principal, release_request, store)
-    release_request = _with_token_author(release_request)
+    store = get_store()
+    # Credentials, permissions, and the git author from a verified token's claims.
+    release_request = get_auth().authorize_release(
+        family, current_principal(), release_request, store
+    )
     result = ReleaseService(get_config(), store, get_exporter()).create(release_request)
     return _release_response(result)
-
-
-def _with_token_author(release_request: ReleaseRequest) -> ReleaseRequest:
-    """A verified token's ``name``/``email`` claims are the git author (before the headers)."""
-    principal = current_principal()
-    author = principal.author if principal else None
-    if author is None:
-        return release_request
-    return dataclasses.replace(release_request, author_name=author[0], author_email=author[1])
 
 
 def _require_multipart() -> None:
@@ -115,9 +106,10 @@ def _release_json(stored: StoredRelease) -> dict[str, Any]:
 
 
 @bp.get("/api/applications/<application>/releases/<int:version>")
-@api_gate
+@access(Access.READ)
 def release_receipt(application: str, version: int) -> Response:
     """One release: its metadata, environments, and where it landed in the manifest repo."""
+    get_auth().check_read(current_principal(), application)
     stored = get_store().find_release(application, version) if version <= MAX_VERSION else None
     if stored is None:
         raise NotFound(f"release {version} of application {application!r} does not exist")
@@ -125,16 +117,19 @@ def release_receipt(application: str, version: int) -> Response:
 
 
 @bp.get("/api/applications")
-@api_gate
+@access(Access.READ)
 def applications() -> Response:
-    """Every application: name, team, newest version."""
-    return jsonify({"applications": get_store().applications()})
+    """Every application the caller may read: name, team, newest version."""
+    auth, principal = get_auth(), current_principal()
+    readable = [a for a in get_store().applications() if auth.may_read(principal, a["name"])]
+    return jsonify({"applications": readable})
 
 
 @bp.get("/api/applications/<application>/releases")
-@api_gate
+@access(Access.READ)
 def releases(application: str) -> Response:
     """An application's releases, newest first, ``?page=1&per_page=20`` (at most 100)."""
+    get_auth().check_read(current_principal(), application)
     page = _positive_arg("page", 1)
     per_page = min(_positive_arg("per_page", 20), 100)
     found, total = get_store().releases_page(application, (page - 1) * per_page, per_page)
@@ -158,17 +153,26 @@ def _positive_arg(name: str, default: int) -> int:
 
 
 @bp.get("/api/environments")
-@api_gate
+@access(Access.READ)
 def environments() -> Response:
-    """Every environment: config, deployed and queued versions, locks (as of the last push)."""
+    """Every environment: config, deployed and queued versions, locks (as of the last push);
+    a GitHub token sees the applications its rules name."""
     view, taken = get_store().view("environments")
+    auth, principal = get_auth(), current_principal()
+    for environment in view.values():
+        environment["applications"] = {
+            name: entry
+            for name, entry in environment.get("applications", {}).items()
+            if auth.may_read(principal, name)
+        }
     return jsonify({"environments": view, "as_of": taken})
 
 
 @bp.post("/api/application/<application>/release/manifests/latest")
-@api_gate
+@access(Access.READ)
 def latest_manifests(application: str) -> Response:
     """The manifests of an application's newest release (what the client's dry run diffs)."""
+    get_auth().check_read(current_principal(), application)
     store = get_store()
     version = store.highest_version(application)
     stored = store.find_release(application, version) if version is not None else None
@@ -182,6 +186,7 @@ def latest_manifests(application: str) -> Response:
 
 
 @bp.get("/healthz")
+@access(Access.PUBLIC)
 def healthz() -> Response:
     """200 once the server can take releases (its database answers)."""
     pending = get_store().count_pending()
@@ -189,12 +194,14 @@ def healthz() -> Response:
 
 
 @bp.get("/api/openapi.json")
+@access(Access.PUBLIC)
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
     return jsonify(SPEC)
 
 
 @bp.get("/metrics")
+@access(Access.PUBLIC)
 def prometheus_metrics() -> Response:
     """Prometheus metrics of every worker, and the pending queue depth."""
     body, content_type = metrics.render(get_store().count_pending)
@@ -202,11 +209,13 @@ def prometheus_metrics() -> Response:
 
 
 @bp.get("/readyz")
+@access(Access.PUBLIC)
 def readyz() -> Response:
     """200 when SQLite answers and the last push reached the remote; 503 with the reason."""
     store = get_store()
     export, _ = store.view("export")
     body = {"pending_releases": store.count_pending(), "last_export": export or None}
     if export and not export.get("ok"):
-        raise Unavailable(f"the last push to the manifest repository failed: {export['error']}")
+        reason = redact(str(export["error"]))
+        raise Unavailable(f"the last push to the manifest repository failed: {reason}")
     return jsonify({"status": "ready", **body})

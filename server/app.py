@@ -38,9 +38,11 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_FORM_PARTS=250,
     )
     exporter = Exporter(config)
+    auth = Auth(config)
+    exporter.release_guard = auth.guard_release_on_tree
     app.extensions["kuberpult.config"] = config
     app.extensions["kuberpult.exporter"] = exporter
-    app.extensions["kuberpult.auth"] = Auth(config)
+    app.extensions["kuberpult.auth"] = auth
 
     store = Store.for_config(config)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import ipaddress
 import os
 import shutil
 import sys
@@ -13,9 +14,11 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from server import logs
+from server.auth import access
 from server.auth.gate import Auth
 from server.config import Config
 from server.config import ConfigError
+from server.config import redact
 
 
 class _GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -118,10 +121,10 @@ def create_environment(argv: list[str]) -> int:
             author=(config.git_author_name, config.git_author_email),
         )
     except KuberpultError as error:
-        print(f"kuberpult-server: {error.message}", file=sys.stderr)
+        print(f"kuberpult-server: {redact(error.message)}", file=sys.stderr)
         return 2 if error.status == 400 else 1
     where = f"in commit {sha}" if sha else "(unchanged)"
-    print(f"environment {args.name!r} written to {config.git_url} {where}")
+    print(f"environment {args.name!r} written to {config.git_url_for_display} {where}")
     return 0
 
 
@@ -154,7 +157,8 @@ def serve(argv: list[str]) -> int:
     _prepare_database(config)
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
-        f"manifest repository {config.git_url} (branch {config.git_branch})",
+        f"manifest repository {config.git_url_for_display} (branch {config.git_branch})\n"
+        f"kuberpult-server: authentication: {access.summary(config)}",
         file=sys.stderr,
     )
     # Every worker writes its metric samples here; /metrics adds them up. Fresh each start.
@@ -181,21 +185,36 @@ def serve(argv: list[str]) -> int:
     return 0
 
 
-_LOOPBACK = ("127.", "localhost", "::1", "[::1]")
+def bind_host(bind: str) -> str | None:
+    """The host part of a gunicorn ``--bind`` value (None for a unix socket or fd)."""
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    if bind.startswith("["):
+        return bind[1 : bind.find("]")] if "]" in bind else bind
+    return bind.rsplit(":", 1)[0] if ":" in bind else bind
+
+
+def is_loopback(host: str) -> bool:
+    """Exactly ``localhost`` or a loopback address (127.0.0.0/8, ::1); not a name that
+    merely starts like one (``localhost.evil.example``, ``127.0.0.1.nip.io``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _unprotected_bind(bind: str, config: Config) -> str | None:
-    """Why serving on ``bind`` would expose releases without any protection, if it would."""
-    host = bind.rsplit(":", 1)[0] if ":" in bind and not bind.startswith("unix:") else bind
-    if bind.startswith("unix:") or host.startswith(_LOOPBACK):
-        return None
-    if config.pgp_key_ring_path or config.token_auth_enabled or config.api_enable_despite_no_auth:
+    """Why serving on ``bind`` would expose the server without authentication, if it would."""
+    host = bind_host(bind)
+    if host is None or is_loopback(host) or config.authentication_configured:
         return None
     return (
-        f"refusing to listen on {host!r} without authentication: set "
-        "KUBERPULT_PGP_KEY_RING_PATH (signed /release), KUBERPULT_DEX_ENABLED=true or "
-        "KUBERPULT_GITHUB_OIDC_POLICY_PATH (tokens), or KUBERPULT_API_ENABLE_DESPITE_NO_AUTH=true "
-        "to run without authentication on purpose"
+        f"refusing to listen on {host!r} without authentication (KUBERPULT_API_ENABLE_DESPITE_"
+        "NO_AUTH opens the server on loopback only): set KUBERPULT_PGP_KEY_RING_PATH (signed "
+        "releases), KUBERPULT_DEX_ENABLED=true or KUBERPULT_GITHUB_OIDC_POLICY_PATH (tokens), or "
+        "bind 127.0.0.1"
     )
 
 

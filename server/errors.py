@@ -149,6 +149,8 @@ def from_repository(code: str, message: str) -> KuberpultError:
         return TooOld(message)
     if code == "unknown_environment":
         return NotFound(message)
+    if code == "forbidden":
+        return Forbidden(message)
     return RepositoryConflict(code, message)
 
 

@@ -23,13 +23,16 @@ from server import layout
 from server import metrics
 from server.config import Config
 from server.environments import read_config
+from server.errors import Forbidden
 from server.faults import maybe_die
 from server.git import Git
+from server.git import GitCredentials
 from server.git import GitError
 from server.git import NonFastForward
 from server.git import PushRejected
 from server.layout import Change
 from server.manifest_repo import ManifestRepo
+from server.manifest_repo import UnsafeIdentity
 from server.models import ExportState
 from server.models import StoredRelease
 from server.repo_view import environments_view
@@ -92,17 +95,29 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        #: Decides, on the tree a release is applied to, whether its requester may make it
+        #: (DeployRelease depends on the environment configs in that very tree).
+        self.release_guard: Callable[[StoredRelease, SafeTree], None] | None = None
         self.layout_settings = layout.LayoutSettings(
             release_versions_limit=config.release_versions_limit,
             write_commit_data=config.write_commit_data,
         )
 
     def _repo(self) -> ManifestRepo:
+        config = self.config
+        credentials = GitCredentials(
+            url=config.git_url,
+            ssh_key=config.git_ssh_key_path,
+            known_hosts=config.git_known_hosts_path,
+            token_file=config.git_token_file,
+            username=config.git_username,
+        )
         return ManifestRepo(
-            self.config.clone_dir,
-            self.config.git_url,
-            self.config.git_branch,
-            self.config.data_dir / "git-home",
+            config.clone_dir,
+            config.git_url,
+            config.git_branch,
+            config.data_dir / "git-home",
+            credentials,
         )
 
     @contextmanager
@@ -314,6 +329,15 @@ class Exporter:
             stream = repo.commits(committer)
 
         for release in batch:
+            if self.release_guard is not None:
+                try:
+                    self.release_guard(release, repo.tree)
+                except Forbidden as refusal:
+                    store.mark_failed(release.id, refusal.code, refusal.message)
+                    continue
+                except ApplyError as error:
+                    store.mark_failed(release.id, error.code, str(error))
+                    continue
             try:
                 change = layout.apply_release(repo.tree, release, self.layout_settings)
             except ApplyError as error:
@@ -321,16 +345,24 @@ class Exporter:
                 repo.discard_uncommitted()
                 store.mark_failed(release.id, error.code, str(error))
                 continue
+            if change.paths:
+                try:
+                    stream.add(
+                        change.message, (release.author_name, release.author_email), change.paths
+                    )
+                except UnsafeIdentity as error:
+                    # The HTTP layer refuses such authors; a row that holds one anyway must
+                    # not sink the batch.
+                    flush()
+                    repo.discard_uncommitted()
+                    store.mark_failed(release.id, "invalid_author", str(error))
+                    continue
+                waiting.append(release.id)
             removed += [(release.application, v) for v in change.removed_versions]
             applied.environments_touched |= any(
                 path.startswith("environments/") for path in change.paths
             )
-            if change.paths:
-                stream.add(
-                    change.message, (release.author_name, release.author_email), change.paths
-                )
-                waiting.append(release.id)
-            else:
+            if not change.paths:
                 # Already on the remote (we died after the push, before recording it).
                 directory = f"applications/{release.application}/releases/{release.version}"
                 commits.append((release.id, repo.last_commit_touching(directory) or ""))

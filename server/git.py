@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 from collections.abc import Mapping
@@ -15,9 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from server.config import redact
 
 LOCAL_TIMEOUT = 120.0
 _CREDENTIALS = re.compile(r"//[^/@\s]+@")
+# git's advice after any failed connection; dropping it keeps the cause (say, "Host key
+# verification failed.") among the few lines an error message repeats.
+_BOILERPLATE = {
+    "Please make sure you have the correct access rights",
+    "and the repository exists.",
+}
 
 
 class GitError(Exception):
@@ -45,15 +55,90 @@ class Result:
     returncode: int
 
 
+@dataclass(frozen=True)
+class GitCredentials:
+    """How git authenticates to the remote; the secrets stay in files, read when used.
+
+    ``ssh_key`` needs ``known_hosts`` (the pinned host key). ``token_file`` is for an https
+    ``url``: its content, all whitespace removed, is sent as the password of ``username``, and
+    only to the scheme, host and port of ``url``.
+    """
+
+    url: str = ""
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    token_file: Path | None = None
+    username: str = "x-access-token"
+
+    def ssh_command(self) -> str | None:
+        """GIT_SSH_COMMAND for the deploy key, or None to keep the inherited one."""
+        if self.ssh_key is None or self.known_hosts is None:
+            return None
+        # -F /dev/null: no ssh_config (system or user) can add hosts, keys or proxy commands;
+        # only the pinned host key is trusted (also not /etc/ssh/ssh_known_hosts); BatchMode
+        # makes ssh fail instead of asking anything.
+        return " ".join(
+            [
+                "ssh",
+                f"-i {shlex.quote(str(self.ssh_key))}",
+                "-o IdentitiesOnly=yes",
+                "-o StrictHostKeyChecking=yes",
+                f"-o UserKnownHostsFile={shlex.quote(str(self.known_hosts))}",
+                "-o GlobalKnownHostsFile=/dev/null",
+                "-o BatchMode=yes",
+                "-F /dev/null",
+            ]
+        )
+
+    def config_args(self) -> list[str]:
+        """``-c`` options that make git ask a helper for the token (none without a token)."""
+        if self.token_file is None:
+            return []
+        # scheme://host[:port] as written, without user@ (the key then matches any user).
+        parts = urlsplit(self.url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        # The helper runs under `sh -c` with "get", "store" or "erase" appended; it answers only
+        # "get", reading the file each time (a rotated token needs no restart). Its command
+        # line, visible in ps, holds the file's path, never the token: tr reads the file and
+        # printf is a builtin. Deleting all whitespace also keeps a stray newline in the file
+        # from adding attributes to git's credential protocol.
+        helper = (
+            '!f() { test "$1" = get || exit 0; '
+            f"t=$(tr -d ' \\t\\r\\n' < {shlex.quote(str(self.token_file))}) && "
+            f"test -n \"$t\" && printf 'username=%s\\npassword=%s\\n' "
+            f'{shlex.quote(self.username)} "$t"; }}; f'
+        )
+        return [
+            # An empty value drops every helper configured before (a store or a cache would
+            # write the token to disk); then ours, only for the remote's own origin, so a
+            # redirect to another host is not given the token.
+            "-c",
+            "credential.helper=",
+            "-c",
+            f"credential.{origin}.helper={helper}",
+        ]
+
+    def token(self) -> str:
+        """The token as the helper sends it ("" without a token file or when unreadable)."""
+        if self.token_file is None:
+            return ""
+        try:
+            return "".join(self.token_file.read_text(errors="replace").split())
+        except OSError:
+            return ""
+
+
 class Git:
     """Runs git in one working directory with a private HOME and no prompts."""
 
-    def __init__(self, cwd: Path, home: Path) -> None:
+    def __init__(self, cwd: Path, home: Path, credentials: GitCredentials | None = None) -> None:
         self.cwd = cwd
+        self.credentials = credentials or GitCredentials()
         if not home.is_dir():  # a stat is cheaper than a mkdir that fails on every batch
             home.mkdir(parents=True, exist_ok=True)
-        # Inherit PATH and (for SSH remotes) GIT_SSH_COMMAND / SSH_AUTH_SOCK, but never the
-        # user's git configuration: HOME points at a directory the server owns.
+        # Inherit PATH and (for SSH remotes without a configured key) GIT_SSH_COMMAND /
+        # SSH_AUTH_SOCK, but never the user's git configuration: HOME points at a directory
+        # the server owns.
         self.env = {
             **os.environ,
             "HOME": str(home),
@@ -67,6 +152,17 @@ class Git:
         }
         for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL"):
             self.env.pop(name, None)
+        ssh_command = self.credentials.ssh_command()
+        if ssh_command is not None:
+            self.env["GIT_SSH_COMMAND"] = ssh_command
+            self.env.pop("GIT_SSH", None)
+        self.config_args = [
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgSign=false",
+            *self.credentials.config_args(),
+        ]
 
     def run(
         self,
@@ -78,7 +174,7 @@ class Git:
         check: bool = True,
     ) -> Result:
         """Run ``git <args>``; raise ``GitError`` on a non-zero exit when ``check``."""
-        command = ["git", "-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", *args]
+        command = ["git", *self.config_args, *args]
         # A new session so a timeout kills git's children too (ssh, remote helpers); killing
         # only git would leave them holding the pipes open.
         data: bytes | None = None
@@ -98,13 +194,6 @@ class Git:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        data = (
-            stdin.encode()
-            if isinstance(stdin, str)
-            else stdin
-            if isinstance(stdin, bytes)
-            else None
-        )
         try:
             out, err = process.communicate(data, timeout=max(timeout, 0.1))
         except subprocess.TimeoutExpired:
@@ -113,14 +202,24 @@ class Git:
             raise GitTimeout(f"git {args[0]} timed out after {timeout:.0f}s") from None
         stdout = out.decode("utf-8", "replace")
         stderr = err.decode("utf-8", "replace")
+        if process.returncode != 0:
+            # What a failed command printed ends up in errors, logs and /readyz; a remote may
+            # echo what it was sent, so the token goes before anyone sees it.
+            stdout, stderr = self.scrub(stdout), self.scrub(stderr)
         result = Result(stdout, stderr, process.returncode)
         if check and result.returncode != 0:
             raise GitError(f"git {args[0]} failed: {summarize(stderr or stdout)}")
         return result
 
+    def scrub(self, text: str) -> str:
+        """``text`` with the current token (read now: it may have rotated) blanked out."""
+        token = self.credentials.token()
+        return text.replace(token, "***") if token else text
+
 
 def summarize(text: str, count: int = 3) -> str:
     """The last lines of git's output on one line, with any credentials blanked out."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    lines = [line for line in lines if line not in _BOILERPLATE]
     # Never repeat credentials that a remote URL may carry (https://user:token@host/...).
-    return _CREDENTIALS.sub("//***@", " / ".join(lines[-count:])) or "no output"
+    return _CREDENTIALS.sub("//***@", redact(" / ".join(lines[-count:]))) or "no output"

@@ -182,6 +182,11 @@ def apply_release(tree: SafeTree, release: StoredRelease, settings: LayoutSettin
     return change
 
 
+def application_team(tree: SafeTree, application: str) -> str | None:
+    """The team the repository says owns ``application``."""
+    return _read_text(tree, ("applications", application, "team"))
+
+
 def _read_text(tree: SafeTree, parts: Parts) -> str | None:
     content = tree.read(parts)
     return content.decode("utf-8", "replace").strip() if content else None

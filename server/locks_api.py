@@ -10,9 +10,10 @@ from flask import request
 from server import edits
 from server import form
 from server.api import request_headers
+from server.auth.access import Access
 from server.edits import LockTarget
 from server.edits import RepositoryEdits
-from server.web_auth import api_gate
+from server.web_auth import access
 from server.web_auth import current_principal
 from server.web_context import get_auth
 from server.web_context import get_config
@@ -55,7 +56,7 @@ def _lock(target: LockTarget, lock_id: str) -> Response:
 
 
 @bp.route("/environments/<environment>/locks/<lock_id>", methods=["PUT", "DELETE"])
-@api_gate
+@access(Access.LOCK)
 def environment_lock(environment: str, lock_id: str) -> Response:
     """Create or delete an environment lock."""
     return _lock(edits.lock_target(environment), lock_id)
@@ -65,14 +66,14 @@ def environment_lock(environment: str, lock_id: str) -> Response:
     "/environments/<environment>/applications/<application>/locks/<lock_id>",
     methods=["PUT", "DELETE"],
 )
-@api_gate
+@access(Access.LOCK)
 def application_lock(environment: str, application: str, lock_id: str) -> Response:
     """Create or delete an application lock in one environment."""
     return _lock(edits.lock_target(environment, application=application), lock_id)
 
 
 @bp.route("/api/environments/<environment>/lock/team/<team>/<lock_id>", methods=["PUT", "DELETE"])
-@api_gate
+@access(Access.LOCK)
 def team_lock(environment: str, team: str, lock_id: str) -> Response:
     """Create or delete a team lock in one environment."""
     return _lock(edits.lock_target(environment, team=team), lock_id)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.git import Git
+from server.git import GitCredentials
 from server.git import GitError
 from server.git import NonFastForward
 from server.git import PushRejected
@@ -35,13 +36,20 @@ def _quote(path: str) -> str:
 class ManifestRepo:
     """A working clone of the remote manifest repository, on one branch."""
 
-    def __init__(self, path: Path, url: str, branch: str, git_home: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        url: str,
+        branch: str,
+        git_home: Path,
+        credentials: GitCredentials | None = None,
+    ) -> None:
         self.path = path
         self.url = url
         self.branch = branch
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
-        self.git = Git(path, git_home)
+        self.git = Git(path, git_home, credentials)
         self.tree = SafeTree(path)
         self._head: str | None = None  # the branch head when known ("" = unborn), else None
 
@@ -153,6 +161,20 @@ class ManifestRepo:
         raise GitError(f"git push failed: {summarize(result.stderr)}")
 
 
+class UnsafeIdentity(ValueError):
+    """A commit identity holds a character that would end or corrupt its fast-import line."""
+
+
+_IDENTITY_FORBIDDEN = frozenset("<>\n\r\0")
+
+
+def _identity_line(kind: str, identity: tuple[str, str]) -> str:
+    name, email = identity
+    if _IDENTITY_FORBIDDEN & set(name + email):
+        raise UnsafeIdentity(f"the {kind} {name!r} <{email!r}> holds '<', '>', a newline or NUL")
+    return f"{kind} {name} <{email}>"
+
+
 class CommitStream:
     """Commits written one by one into a fast-import stream on disk, then made at once.
 
@@ -171,14 +193,21 @@ class CommitStream:
         self.now = int(time.time())
 
     def add(self, message: str, author: tuple[str, str], paths: list[str]) -> None:
-        """One commit of ``paths`` (files, symlinks, or gone = deleted) with this message."""
+        """One commit of ``paths`` (files, symlinks, or gone = deleted) with this message.
+
+        :raises UnsafeIdentity: an author or committer that would break the stream's lines.
+        """
+        # The message and every file travel as length-prefixed data; the identity lines are
+        # the only free text in the stream's syntax, so nothing but one plain line gets in.
+        author_line = _identity_line("author", author)
+        committer_line = _identity_line("committer", self.committer)
         self.count += 1
         encoded = message.encode()
         write = self.stream.write
         write(
             f"commit refs/heads/{self.repo.branch}\nmark :{self.count}\n"
-            f"author {author[0]} <{author[1]}> {self.now} +0000\n"
-            f"committer {self.committer[0]} <{self.committer[1]}> {self.now} +0000\n"
+            f"{author_line} {self.now} +0000\n"
+            f"{committer_line} {self.now} +0000\n"
             f"data {len(encoded)}\n".encode()
         )
         write(encoded + b"\n")

@@ -24,6 +24,8 @@ class ReleaseRequest:
     ci_link: str | None = None
     author_name: str | None = None
     author_email: str | None = None
+    #: The verified caller whose permissions the exporter checks again (JSON), if any.
+    requester: str | None = None
 
 
 class ExportState(enum.StrEnum):
@@ -58,6 +60,7 @@ class StoredRelease:
     error_code: str | None = None
     removed_from_repo_at: str | None = None
     pushed_at: str | None = None
+    requester: str | None = None
 
 
 class Outcome(enum.Enum):

@@ -10,12 +10,17 @@ from flask import Blueprint
 from flask import render_template
 from flask import request
 
-from server.web_auth import api_gate
+from server.auth.access import Access
+from server.web_auth import access
+from server.web_auth import current_principal
+from server.web_context import get_auth
 from server.web_context import get_config
 from server.web_context import get_store
 
 bp = Blueprint("overview", __name__)
 _WEB_REMOTE = re.compile(r"https://[^/@\s]+/[^@\s]+")
+# A forge's commit link never needs the credentials a remote URL may carry.
+_USERINFO = re.compile(r"\Ahttps://[^/@\s]*@")
 
 
 def _commit_url(git_url: str) -> str | None:
@@ -26,12 +31,13 @@ def _commit_url(git_url: str) -> str | None:
 
 
 @bp.get("/")
-@api_gate
+@access(Access.READ)
 def overview() -> str:
     """Applications by environment (deployed, queued, locked) and the latest releases."""
     store, config = get_store(), get_config()
+    auth, principal = get_auth(), current_principal()
     team = request.args.get("team", "")
-    everything = store.applications()
+    everything = [a for a in store.applications() if auth.may_read(principal, a["name"])]
     teams = sorted({app["team"] for app in everything if app["team"]})
     applications = [app for app in everything if not team or app["team"] == team]
     view, as_of = store.view("environments")
@@ -52,7 +58,7 @@ def overview() -> str:
             }
     return render_template(
         "overview.html",
-        repository=config.git_url,
+        repository=config.git_url_for_display,
         branch=config.git_branch,
         as_of=as_of,
         pending=store.count_pending(),
@@ -64,6 +70,8 @@ def overview() -> str:
             env: [lock["id"] for lock in view[env]["locks"]] for env in environments
         },
         cells=cells,
-        releases=store.latest_releases(20),
-        commit_url=_commit_url(config.git_url),
+        releases=[
+            r for r in store.latest_releases(20) if auth.may_read(principal, r["application"])
+        ],
+        commit_url=_commit_url(_USERINFO.sub("https://", config.git_url)),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RELEASE_TEXT_FIELDS = (
     "source_commit_id",
     "previous_commit_id",
@@ -37,6 +37,10 @@ def migrate(db: sqlite_utils.Database) -> None:
         db.table("repository_views").create(
             {"name": str, "json": str, "updated_at": str}, pk="name"
         )
+    if current < 4:
+        # v4: who asked for the release (a Dex user's name, email and groups), so the exporter
+        # can decide DeployRelease on the tree it applies the release to.
+        db.conn.execute("alter table releases add column requester text")
     db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

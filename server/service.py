@@ -81,7 +81,7 @@ class ReleaseService:
         if stored.state == ExportState.PUSHED:
             return ReleaseResult(outcome, request.application, version, stored.commit_sha)
         if stored.state == ExportState.FAILED:
-            if stored.error_code == "too_old":
+            if stored.error_code in ("too_old", "forbidden"):
                 # Refused before it reached the repository: forget it, as for any bad input.
                 self.store.delete_release(stored.id)
             raise from_repository(stored.error_code or "", stored.error or "not written")
@@ -119,6 +119,7 @@ class ReleaseService:
             "author_name": request.author_name or self.config.git_author_name,
             "author_email": request.author_email or self.config.git_author_email,
             "created_at": utc_now(),
+            "requester": request.requester,
         }
 
     def _compare(self, existing: StoredRelease, request: ReleaseRequest) -> None:

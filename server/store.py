@@ -269,6 +269,7 @@ class Store:
             error_code=row["error_code"],
             removed_from_repo_at=row["removed_from_repo_at"],
             pushed_at=row["pushed_at"],
+            requester=row.get("requester"),
             **{name: row[name] for name in RELEASE_TEXT_FIELDS},
         )
 
@@ -283,6 +284,7 @@ class Store:
             author_name=fields["author_name"],
             author_email=fields["author_email"],
             created_at=fields["created_at"],
+            requester=fields.get("requester"),
             state=ExportState.PENDING.value,
         )
         names = sorted(row)

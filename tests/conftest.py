@@ -271,6 +271,21 @@ class Server:
         )
 
 
+AUTH_SETTINGS = (
+    "KUBERPULT_PGP_KEY_RING_PATH",
+    "KUBERPULT_DEX_ENABLED",
+    "KUBERPULT_GITHUB_OIDC_POLICY_PATH",
+)
+
+
+def open_without_auth(env: Mapping[str, str]) -> dict[str, str]:
+    """The opt-out for servers that configure no authentication (the server refuses it
+    beside any credential setting)."""
+    if any(env.get(name) for name in AUTH_SETTINGS):
+        return {}
+    return {"KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true"}
+
+
 def author_headers(name: str, email: str) -> dict[str, str]:
     """Kuberpult's base64 author headers."""
     return {
@@ -292,7 +307,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def start(
         remote: Remote | None = None, workers: int = 2, name: str = "data", **env: str
     ) -> Server:
-        settings = {"KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true", **env}
+        settings = {**open_without_auth(env), **env}
         if remote is not None:
             settings["KUBERPULT_GIT_URL"] = remote.url
         server = Server(tmp_path / name, settings, workers)

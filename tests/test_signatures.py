@@ -30,7 +30,6 @@ def signed(
         {
             "KUBERPULT_GIT_URL": remote.url,
             "KUBERPULT_PGP_KEY_RING_PATH": str(gpg_keys.keyring),
-            "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true",
         },
     ).start()
     yield server, remote

@@ -7,9 +7,18 @@ that principal may release or lock, and who the git author is.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from server import layout
+from server import rules
+from server.auth.access import Access
+from server.auth.access import Credential
+from server.auth.access import Requirement
+from server.auth.access import requirement
+from server.auth.access import settings_hint
 from server.auth.github import GitHubPolicy
 from server.auth.github import parse_github_policy
 from server.auth.oidc import OidcIssuer
@@ -23,9 +32,12 @@ from server.auth.signatures import KeyringError
 from server.auth.signatures import SignatureVerifier
 from server.config import Config
 from server.config import ConfigError
+from server.environments import read_config
 from server.errors import Forbidden
 from server.errors import Unauthorized
 from server.models import ReleaseRequest
+from server.models import StoredRelease
+from server.safe_tree import SafeTree
 from server.store import Store
 
 
@@ -35,22 +47,52 @@ class Principal:
 
     kind: str  # "dex" or "github"
     claims: dict[str, Any]
+    #: Applications a GitHub token may read (None: all).
+    readable: frozenset[str] | None = None
+
+    @property
+    def credential(self) -> Credential:
+        """The credential this token is."""
+        return Credential.DEX if self.kind == "dex" else Credential.GITHUB
 
     @property
     def user(self) -> User:
-        """The caller as RBAC sees it."""
+        """The caller as RBAC sees it. The email names the caller in the policy and the team
+        file only when the provider vouches for it (``email_verified``): an unverified email
+        is whatever the user typed into their profile."""
         groups = self.claims.get("groups") or []
         if isinstance(groups, str):
             groups = [groups]
         email = str(self.claims.get("email") or "")
+        verified = self.claims.get("email_verified") is True
         name = str(self.claims.get("name") or email or self.claims.get("sub") or "")
-        return User(name=name, email=email, groups=tuple(str(g) for g in groups))
+        return User(
+            name=name, email=email if verified else "", groups=tuple(str(g) for g in groups)
+        )
 
     @property
     def author(self) -> tuple[str, str] | None:
-        """The git author the token names (``name`` and ``email`` claims), if it names one."""
+        """The git author the token names (``name`` and ``email`` claims), if it names one.
+
+        :raises ValidationError: a claim that could not be written safely into a commit.
+        """
+        email = self.claims.get("email")
+        if not email:
+            return None
+        name = self.claims.get("name") or email
+        return (
+            rules.author_header("token claim 'name'", str(name)),
+            rules.author_header("token claim 'email'", str(email)),
+        )
+
+    def requester(self) -> str | None:
+        """What the exporter needs to decide this caller's permissions again (JSON)."""
+        if self.kind != "dex":
+            return None  # GitHub rules do not depend on the environment configs
         user = self.user
-        return (user.name, user.email) if user.email else None
+        return json.dumps(
+            {"kind": "dex", "name": user.name, "email": user.email, "groups": list(user.groups)}
+        )
 
 
 class Auth:
@@ -98,35 +140,120 @@ class Auth:
                 "kuberpult.oauth cookie"
             )
         issuer, claims = self.tokens.verify(token)
-        return Principal(self._kinds[issuer], claims)
+        kind = self._kinds[issuer]
+        if kind == "github":
+            assert self.github_policy is not None  # noqa: S101 - github issuer implies a policy
+            if not self.github_policy.matching(claims):
+                # Anyone can mint a token for this audience from their own repository.
+                raise Unauthorized(
+                    f"no rule of KUBERPULT_GITHUB_OIDC_POLICY_PATH matches the token of "
+                    f"repository {claims.get('repository')!r} (id {claims.get('repository_id')!r},"
+                    f" ref {claims.get('ref')!r}, environment {claims.get('environment')!r})"
+                )
+            return Principal(kind, claims, self.github_policy.readable(claims))
+        return Principal(kind, claims)
 
-    def check_signatures(self, request: ReleaseRequest, *, required: bool) -> None:
-        """Verify the manifests' signatures when a keyring is set (always when ``required``,
-        else only if the request carries signatures). :raises ValidationError: per env."""
-        if self.signatures is None or not (required or request.signatures):
+    def require(self, access: Access, principal: Principal | None) -> None:
+        """Admit a request of a family that needs no body to decide (reads, locks).
+
+        :raises Unauthorized: no acceptable credential. :raises Forbidden: a token of a kind
+            this family never accepts.
+        """
+        needed = requirement(access, self.config)
+        presented = {principal.credential} if principal else set()
+        if needed.met_by(presented):
             return
+        if principal is not None:
+            raise Forbidden(
+                f"PermissionDenied a {principal.credential} may not do this; it needs {needed}"
+            )
+        raise Unauthorized(_missing(access, needed))
+
+    def admit_release(self, access: Access, principal: Principal | None) -> None:
+        """Refuse a release at once when no body could make up for the missing credential
+        (nothing is parsed and no gpg runs for such a request)."""
+        needed = requirement(access, self.config)
+        presented = {principal.credential} if principal else set()
+        if not needed.possible_with(presented):
+            raise Unauthorized(_missing(access, needed))
+
+    def authorize_release(
+        self, access: Access, principal: Principal | None, request: ReleaseRequest, store: Store
+    ) -> ReleaseRequest:
+        """Check the request's credentials and permissions; return it with the git author and
+        the requester the exporter checks again.
+
+        :raises Unauthorized: credentials missing. :raises ValidationError: a bad signature or
+            an unsafe token claim. :raises Forbidden: not allowed.
+        """
+        needed = requirement(access, self.config)
+        presented = {principal.credential} if principal else set()
+        if self.signatures is not None and not needed.met_by(presented):
+            if (
+                not request.signatures
+                and needed.possible_with(presented)
+                and access is Access.RELEASE
+            ):
+                raise Unauthorized(_missing(access, needed))
+            self._check_signatures(request)  # 400 per environment, as Kuberpult's /release
+            presented.add(Credential.SIGNATURES)
+        elif self.signatures is not None and request.signatures:
+            self._check_signatures(request)  # sent, so they must be good
+        if not needed.met_by(presented):
+            raise Unauthorized(_missing(access, needed))
+        if principal is None:
+            return request
+        author = principal.author
+        if principal.kind == "github":
+            assert self.github_policy is not None  # noqa: S101 - github issuer implies a policy
+            self.github_policy.check_release(
+                principal.claims, request.application, sorted(request.manifests)
+            )
+        else:
+            self._check_dex_release(principal.user, request, store)
+        return dataclasses.replace(
+            request,
+            author_name=author[0] if author else request.author_name,
+            author_email=author[1] if author else request.author_email,
+            requester=principal.requester(),
+        )
+
+    def _check_signatures(self, request: ReleaseRequest) -> None:
+        assert self.signatures is not None  # noqa: S101 - only called with a keyring
         for env, manifest in sorted(request.manifests.items()):
             self.signatures.verify(env, manifest, request.signatures.get(env, []))
 
-    def authorize_release(
-        self, principal: Principal | None, request: ReleaseRequest, store: Store
-    ) -> None:
-        """Raise ``Forbidden`` unless ``principal`` may make this release."""
-        if principal is None:
-            return
-        envs = sorted(request.manifests)
-        if principal.kind == "github":
-            assert self.github_policy is not None  # noqa: S101 - github issuer implies a policy
-            self.github_policy.check_release(principal.claims, request.application, envs)
-            return
+    def _check_dex_release(self, user: User, request: ReleaseRequest, store: Store) -> None:
+        """The early check, on the last known environment configs (the exporter checks again
+        on the tree it applies the release to)."""
         assert self.dex_policy is not None  # noqa: S101 - dex issuer implies a policy
+        envs = sorted(request.manifests)
         mirror = store.environments()
         groups = {env: mirror.get(env, (False, env))[1] for env in envs}
         highest = store.highest_version(request.application)
         newest = request.version is None or highest is None or request.version > highest
         deploy_to = [env for env in envs if newest and mirror.get(env, (False, env))[0]]
         team = request.team or store.application_team(request.application)
-        self.dex_policy.check_release(principal.user, request.application, groups, deploy_to, team)
+        self.dex_policy.check_release(user, request.application, groups, deploy_to, team)
+
+    def guard_release_on_tree(self, release: StoredRelease, tree: SafeTree) -> None:
+        """The exporter's check, under the repository lock, on the tree it is about to write:
+        the requester's permissions as the environment configs there say.
+
+        :raises Forbidden: the release must not be written.
+        """
+        if not release.requester or self.dex_policy is None:
+            return
+        data = json.loads(release.requester)
+        user = User(data["name"], data["email"], tuple(data["groups"]))
+        envs = sorted(release.manifests)
+        configs = {env: read_config(tree, env) for env in envs}
+        groups = {env: configs[env].group for env in envs}
+        versions = layout.release_versions(tree, release.application)
+        newest = not versions or release.version >= max(versions)
+        deploy_to = [env for env in envs if newest and configs[env].upstream_latest]
+        team = release.team or layout.application_team(tree, release.application)
+        self.dex_policy.check_release(user, release.application, groups, deploy_to, team)
 
     def authorize_lock(
         self,
@@ -138,9 +265,27 @@ class Auth:
     ) -> None:
         """Raise ``Forbidden`` unless ``principal`` may create or delete this lock."""
         if principal is None:
-            return
+            return  # admitted without a token: the server is open on purpose
         if principal.kind == "github":
             raise Forbidden("PermissionDenied GitHub Actions tokens may only create releases")
         assert self.dex_policy is not None  # noqa: S101 - dex issuer implies a policy
         group = store.environments().get(environment, (False, environment))[1]
         self.dex_policy.check_action(principal.user, action, group, environment, application)
+
+    def may_read(self, principal: Principal | None, application: str) -> bool:
+        """Whether the caller may read ``application`` (GitHub tokens: their rules' apps)."""
+        return principal is None or principal.readable is None or application in principal.readable
+
+    def check_read(self, principal: Principal | None, application: str) -> None:
+        """:raises Forbidden: the caller may not read ``application``."""
+        if not self.may_read(principal, application):
+            raise Forbidden(
+                f"PermissionDenied no rule of the GitHub policy lets this token read "
+                f"application {application!r}"
+            )
+
+
+def _missing(access: Access, needed: Requirement) -> str:
+    if not needed.accepted:
+        return settings_hint(access)
+    return f"authentication required: this endpoint accepts {needed}"

@@ -2,13 +2,18 @@
 
 A JSON file (``KUBERPULT_GITHUB_OIDC_POLICY_PATH``)::
 
-    {"rules": [{"repository": "acme/payments", "ref": "refs/heads/main",
+    {"rules": [{"repository": "acme/payments", "repository_id": "123456",
+                "repository_owner_id": "7890", "ref": "refs/heads/main",
                 "environment": "production",
                 "applications": ["payments-api"], "environments": ["development", "staging"]}]}
 
-``ref`` and ``environment`` are optional (absent: any); ``"*"`` in a list means any. A release
-is allowed when one rule matches the token and names its application and all its
-environments. Anything else is refused (default deny).
+``ref``, ``environment``, ``repository_id`` and ``repository_owner_id`` are optional (absent:
+any); the ids are recommended, because a deleted repository's or owner's *name* can be
+registered again by someone else, the ids cannot. ``"*"`` in a list means any.
+
+A token authenticates only when a rule matches it (any GitHub user can mint a token for this
+audience from their own repository); it may read the applications its matching rules name,
+and release one when a matching rule names it and all its environments (default deny).
 """
 
 from __future__ import annotations
@@ -30,13 +35,19 @@ class Rule:
     environments: frozenset[str]
     ref: str | None = None
     environment: str | None = None
+    repository_id: str | None = None
+    repository_owner_id: str | None = None
 
     def matches(self, claims: dict[str, Any]) -> bool:
         """Whether the token's claims are this rule's workflow."""
-        return (
-            claims.get("repository") == self.repository
-            and (self.ref is None or claims.get("ref") == self.ref)
-            and (self.environment is None or claims.get("environment") == self.environment)
+        pins = (
+            ("ref", self.ref),
+            ("environment", self.environment),
+            ("repository_id", self.repository_id),
+            ("repository_owner_id", self.repository_owner_id),
+        )
+        return claims.get("repository") == self.repository and all(
+            expected is None or str(claims.get(claim)) == expected for claim, expected in pins
         )
 
 
@@ -45,6 +56,19 @@ class GitHubPolicy:
     """The parsed policy file."""
 
     rules: tuple[Rule, ...]
+
+    def matching(self, claims: dict[str, Any]) -> list[Rule]:
+        """The rules that match the token; none means the token does not authenticate."""
+        return [rule for rule in self.rules if rule.matches(claims)]
+
+    def readable(self, claims: dict[str, Any]) -> frozenset[str] | None:
+        """The applications the token may read; None means all (a rule names ``*``)."""
+        names: set[str] = set()
+        for rule in self.matching(claims):
+            if "*" in rule.applications:
+                return None
+            names |= rule.applications
+        return frozenset(names)
 
     def check_release(
         self, claims: dict[str, Any], application: str, environments: list[str]
@@ -88,10 +112,11 @@ def parse_github_policy(text: str, source: str) -> GitHubPolicy:
             ):
                 raise PolicyError(f'{where}: "{key}" must be a non-empty list of names')
             lists[key] = frozenset(value)
-        for key in ("ref", "environment"):
-            if raw.get(key) is not None and not isinstance(raw[key], str):
+        pins = ("ref", "environment", "repository_id", "repository_owner_id")
+        for key in pins:
+            if raw.get(key) is not None and not isinstance(raw[key], str | int):
                 raise PolicyError(f'{where}: "{key}" must be a string')
-        unknown = set(raw) - {"repository", "ref", "environment", "applications", "environments"}
+        unknown = set(raw) - {"repository", "applications", "environments", *pins}
         if unknown:
             raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         rules.append(
@@ -101,6 +126,7 @@ def parse_github_policy(text: str, source: str) -> GitHubPolicy:
                 lists["environments"],
                 raw.get("ref"),
                 raw.get("environment"),
+                *(None if raw.get(k) is None else str(raw[k]) for k in pins[2:]),
             )
         )
     return GitHubPolicy(tuple(rules))

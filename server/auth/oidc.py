@@ -43,6 +43,7 @@ class OidcIssuer:
         self.audience = audience
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
+        self._attempted_at = 0.0
         self._lock = threading.Lock()
 
     def verify(self, token: str, header: dict[str, Any]) -> dict[str, Any]:
@@ -69,34 +70,56 @@ class OidcIssuer:
         return claims
 
     def _signing_key(self, kid: str) -> Any:
-        with self._lock:
-            stale = time.monotonic() - self._fetched_at > KEYS_LIFETIME
-            if kid in self._keys and not stale:
-                return self._keys[kid]
-            if self._keys and not stale and time.monotonic() - self._fetched_at < REFETCH_INTERVAL:
-                raise Unauthorized(f"token signed by unknown key {kid!r}")
+        now = time.monotonic()
+        stale = now - self._fetched_at > KEYS_LIFETIME
+        keys = self._keys  # replaced whole, never mutated: safe to read without the lock
+        if kid in keys and not stale:
+            return keys[kid]
+        if keys and not stale and now - self._attempted_at < REFETCH_INTERVAL:
+            raise Unauthorized(f"token signed by unknown key {kid!r}")
+        # One thread fetches; the others never queue behind a slow provider: they use what is
+        # cached, or answer at once.
+        if self._lock.acquire(blocking=False):
             try:
-                self._keys = self._fetch_keys()
+                self._attempted_at = time.monotonic()
+                self._keys = keys = self._fetch_keys()
                 self._fetched_at = time.monotonic()
-            except (requests.RequestException, jwt.PyJWKClientError, ValueError) as error:
-                if not self._keys:
+            except (requests.RequestException, jwt.PyJWKClientError, ValueError, KeyError) as error:
+                if not keys:
                     raise Unavailable(
                         f"the OIDC provider {self.issuer} cannot be reached to fetch its keys: "
                         f"{error}",
                         retry_after=10,
                     ) from None
-            if kid not in self._keys:
-                raise Unauthorized(f"token signed by unknown key {kid!r}")
-            return self._keys[kid]
+            finally:
+                self._lock.release()
+        elif not keys:
+            raise Unavailable(
+                f"the keys of the OIDC provider {self.issuer} are being fetched; try again",
+                retry_after=2,
+            )
+        if kid not in keys:
+            raise Unauthorized(f"token signed by unknown key {kid!r}")
+        return keys[kid]
 
     def _fetch_keys(self) -> dict[str, Any]:
         discovery = requests.get(
             f"{self.issuer}/.well-known/openid-configuration", timeout=HTTP_TIMEOUT
         )
         discovery.raise_for_status()
-        jwks_uri = discovery.json()["jwks_uri"]
+        document = discovery.json()
+        # OpenID Connect Discovery §4.3: the document must name exactly the issuer it was
+        # fetched for, or its keys belong to someone else.
+        if str(document.get("issuer", "")).rstrip("/") != self.issuer:
+            raise ValueError(
+                f"the discovery document names issuer {document.get('issuer')!r}, "
+                f"not {self.issuer!r}"
+            )
         client = jwt.PyJWKClient(
-            jwks_uri, cache_keys=False, cache_jwk_set=False, timeout=int(HTTP_TIMEOUT)
+            str(document["jwks_uri"]),
+            cache_keys=False,
+            cache_jwk_set=False,
+            timeout=int(HTTP_TIMEOUT),
         )
         return {key.key_id: key.key for key in client.get_jwk_set().keys if key.key_id}
 

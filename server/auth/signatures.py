@@ -2,14 +2,20 @@
 
 The keyring is imported into a private GNUPGHOME that holds nothing else, so "made by a known
 key" means "made by a key of the configured keyring". Every signature is judged on gpg's
-status lines, not on its exit code (gpg exits 0 for an expired or revoked key).
+status lines (parsed by python-gnupg), not on its exit code (gpg exits 0 for an expired or
+revoked key). Work per request is bounded: one gpg process per environment, at most
+``GPG_SLOTS`` at once per worker, each killed at ``GPG_TIMEOUT``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
 import hashlib
 import os
+import re
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -21,11 +27,116 @@ from server.errors import Unavailable
 from server.errors import ValidationError
 
 GPG_TIMEOUT = 20.0
-_ARMOR = b"-----BEGIN PGP SIGNATURE-----"
+#: gpg processes one worker runs at once; a request waits for a slot up to GPG_TIMEOUT.
+GPG_SLOTS = 4
+#: Signature parts per environment (Kuberpult allows several: one per signer).
+MAX_SIGNATURES_PER_ENVIRONMENT = 4
+_ARMOR_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+_ARMOR_END = b"-----END PGP SIGNATURE-----"
+_SIGNATURE_PACKET = 2
+_SECRET_KEY_PACKETS = {5, 7}
+_ARMORED_BLOCK = re.compile(rb"-----BEGIN PGP ([A-Z ]+)-----(.*?)-----END PGP \1-----", re.S)
 
 
 class KeyringError(ValueError):
     """The configured keyring cannot be used."""
+
+
+class NotASignature(ValueError):
+    """A part is not an ASCII-armored detached OpenPGP signature."""
+
+
+def dearmor(block: bytes) -> bytes:
+    """The binary packets of one ASCII-armored block (headers and CRC line dropped)."""
+    lines = [line.strip() for line in block.strip().splitlines()[1:-1]]
+    # Armor headers ("Version: ...") come first and end at an empty line; some writers
+    # send none. Base64 never holds ':', so a line with one is a header.
+    while lines and (b":" in lines[0] or not lines[0]):
+        lines.pop(0)
+    body: list[bytes] = []
+    for line in lines:
+        if line.startswith(b"="):
+            break  # the CRC-24 checksum line
+        body.append(line)
+    try:
+        return base64.b64decode(b"".join(body), validate=True)
+    except binascii.Error:
+        raise NotASignature("the armored data is not valid base64") from None
+
+
+def packet_tags(data: bytes) -> list[int]:
+    """The tag of every OpenPGP packet in ``data`` (RFC 4880 §4.2 headers).
+
+    :raises NotASignature: the data is not a sequence of whole packets.
+    """
+    tags, position = [], 0
+    while position < len(data):
+        header = data[position]
+        if not header & 0x80:
+            raise NotASignature("not OpenPGP data")
+        if header & 0x40:  # new format
+            tag = header & 0x3F
+            first = data[position + 1] if position + 1 < len(data) else 0
+            if first < 192:
+                length, position = first, position + 2
+            elif first < 224:
+                second = data[position + 2] if position + 2 < len(data) else 0
+                length, position = ((first - 192) << 8) + second + 192, position + 3
+            elif first == 255:
+                length = int.from_bytes(data[position + 2 : position + 6], "big")
+                position += 6
+            else:
+                raise NotASignature("partial-length packets are not a detached signature")
+        else:  # old format
+            tag, kind = (header >> 2) & 0x0F, header & 0x03
+            if kind == 3:
+                raise NotASignature("indeterminate-length packets are not a detached signature")
+            size = (1, 2, 4)[kind]
+            length = int.from_bytes(data[position + 1 : position + 1 + size], "big")
+            position += 1 + size
+        position += length
+        if position > len(data):
+            raise NotASignature("truncated OpenPGP packet")
+        tags.append(tag)
+    return tags
+
+
+def signature_packets(part: bytes) -> bytes:
+    """The signature packets of one ``signatures[<env>]`` part.
+
+    :raises NotASignature: not exactly one armored block of signature packets only (a signed
+        message or a key would make gpg verify something other than the manifest).
+    """
+    stripped = part.strip()
+    if not stripped.startswith(_ARMOR_BEGIN) or not stripped.endswith(_ARMOR_END):
+        raise NotASignature("the signature is not an ASCII-armored detached signature")
+    if stripped.count(_ARMOR_BEGIN) != 1:
+        raise NotASignature("one signature part holds more than one armored block")
+    packets = dearmor(stripped)
+    tags = packet_tags(packets)
+    if not tags or any(tag != _SIGNATURE_PACKET for tag in tags):
+        raise NotASignature("the armored block holds more than signature packets")
+    return packets
+
+
+def _refuse_secret_keys(keyring: bytes, source: Path) -> None:
+    """A keyring is public keys only: a secret key has no business on the release server."""
+    refusal = KeyringError(
+        f"KUBERPULT_PGP_KEY_RING_PATH ({source}) holds secret key material: export only the "
+        "public keys (gpg --armor --export <fingerprints>) and keep secret keys off the server"
+    )
+    blocks = _ARMORED_BLOCK.findall(keyring)
+    if b"PRIVATE KEY BLOCK" in keyring or any(kind != b"PUBLIC KEY BLOCK" for kind, _ in blocks):
+        raise refusal
+    try:
+        binaries = [dearmor(block.group(0)) for block in _ARMORED_BLOCK.finditer(keyring)]
+        tags = [tag for binary in binaries or [keyring] for tag in packet_tags(binary)]
+    except NotASignature as error:
+        raise KeyringError(
+            f"KUBERPULT_PGP_KEY_RING_PATH ({source}) is not an OpenPGP keyring: {error}"
+        ) from None
+    if _SECRET_KEY_PACKETS & set(tags):
+        raise refusal
 
 
 class SignatureVerifier:
@@ -36,6 +147,7 @@ class SignatureVerifier:
             keyring = keyring_path.read_bytes()
         except OSError as error:
             raise KeyringError(f"KUBERPULT_PGP_KEY_RING_PATH cannot be read: {error}") from None
+        _refuse_secret_keys(keyring, keyring_path)
         # One home per keyring content, imported once under a lock: every worker shares it.
         home = homes / hashlib.sha256(keyring).hexdigest()[:16]
         homes.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -50,24 +162,41 @@ class SignatureVerifier:
                         f"KUBERPULT_PGP_KEY_RING_PATH ({keyring_path}) holds no public key"
                     )
                 (home / "imported").touch()
+        self.home = home
         self.gpg = gnupg.GPG(gnupghome=str(home))
+        if self.gpg.list_keys(secret=True):
+            raise KeyringError(f"the keyring home {home} holds a secret key; remove it and restart")
         self.scratch = home / "scratch"
         self.scratch.mkdir(mode=0o700, exist_ok=True)
         #: Full primary-key fingerprints of the keyring: the allow-list.
         self.fingerprints = frozenset(key["fingerprint"] for key in self.gpg.list_keys())
+        self._slots = threading.BoundedSemaphore(GPG_SLOTS)
 
     def verify(self, environment: str, manifest: bytes, signatures: list[bytes]) -> str:
         """Return the fingerprint of the key that signed ``manifest``.
 
-        A signature by an unknown key is skipped; any other bad signature fails the request,
-        even next to a good one.
-        :raises ValidationError: Kuberpult's texts, naming the environment.
+        All of the environment's parts are checked by one gpg process. A signature by an
+        unknown key is skipped; any other bad signature fails the request, even next to a good
+        one. :raises ValidationError: Kuberpult's texts, naming the environment.
         """
         field = f"signatures[{environment}]"
-        accepted: str | None = None
+        if len(signatures) > MAX_SIGNATURES_PER_ENVIRONMENT:
+            raise ValidationError(
+                field,
+                f"at most {MAX_SIGNATURES_PER_ENVIRONMENT} signatures per environment, "
+                f"{len(signatures)} given",
+            )
+        packets: list[bytes] = []
         for signature in signatures:
-            result = self._verify_one(manifest, signature)
-            problem = self._problem(result, signature)
+            try:
+                packets.append(signature_packets(signature))
+            except NotASignature as error:
+                raise ValidationError(
+                    field, f"Internal: Invalid Signature for manifests[{environment}]: {error}"
+                ) from None
+        accepted: str | None = None
+        for result in self._verify_all(manifest, b"".join(packets)) if packets else []:
+            problem = self._problem(result)
             if problem == "unknown key":
                 continue
             if problem is not None:
@@ -81,9 +210,7 @@ class SignatureVerifier:
             )
         return accepted
 
-    def _problem(self, result: Any, signature: bytes) -> str | None:
-        if not signature.lstrip().startswith(_ARMOR):
-            return "the signature is not an ASCII-armored detached signature"
+    def _problem(self, result: Any) -> str | None:
         problems = {p.get("status", "") for p in result.problems}
         # gpg reports a key it does not have as ERRSIG ("signature error") plus NO_PUBKEY.
         if "no public key" in problems and problems <= {"no public key", "signature error"}:
@@ -95,20 +222,53 @@ class SignatureVerifier:
             return "unknown key"
         return None
 
-    def _verify_one(self, manifest: bytes, signature: bytes) -> Any:
-        """Run ``gpg --verify`` with a deadline; gpg needs the signature in a file."""
-        fd, path = tempfile.mkstemp(dir=self.scratch, suffix=".asc")
+    def _verify_all(self, manifest: bytes, packets: bytes) -> list[Any]:
+        """One ``gpg --verify`` over every signature packet, with a deadline that kills gpg;
+        one python-gnupg result per signature (gpg starts each with a NEWSIG line)."""
+        if not self._slots.acquire(timeout=GPG_TIMEOUT):
+            raise Unavailable("too many signature checks at once; try again", retry_after=5)
+        fd, path = tempfile.mkstemp(dir=self.scratch, suffix=".sig")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(signature)
-            outcome: list[Any] = []
-            worker = threading.Thread(
-                target=lambda: outcome.append(self.gpg.verify_data(path, manifest)), daemon=True
-            )
-            worker.start()
-            worker.join(GPG_TIMEOUT)
-            if not outcome:
-                raise Unavailable("gpg did not answer in time; try again", retry_after=5)
-            return outcome[0]
+                handle.write(packets)
+            try:
+                completed = subprocess.run(
+                    [
+                        "gpg",
+                        "--homedir",
+                        str(self.home),
+                        "--batch",
+                        "--no-tty",
+                        "--no-verbose",
+                        "--no-autostart",
+                        "--status-fd",
+                        "1",
+                        "--verify",
+                        "--",
+                        path,
+                        "-",
+                    ],
+                    input=manifest,
+                    capture_output=True,
+                    timeout=GPG_TIMEOUT,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                # subprocess.run has killed gpg already: no thread or process is left behind.
+                raise Unavailable("gpg did not answer in time; try again", retry_after=5) from None
         finally:
             os.unlink(path)
+            self._slots.release()
+        results: list[Any] = []
+        for line in completed.stdout.decode("utf-8", "replace").splitlines():
+            if not line.startswith("[GNUPG:] "):
+                continue
+            key, _, value = line[len("[GNUPG:] ") :].partition(" ")
+            if key == "NEWSIG" or not results:
+                results.append(gnupg.Verify(self.gpg))
+            results[-1].handle_status(key, value)
+        expected = packet_tags(packets).count(_SIGNATURE_PACKET)
+        if len([r for r in results if r.status]) < expected:
+            # gpg stopped early (corrupt packet): the missing signatures count as bad.
+            results.append(gnupg.Verify(self.gpg))
+        return results

@@ -1,0 +1,170 @@
+"""Attacks 1 and 11: a release without the credential its configuration asks for.
+
+Every refusal is checked twice: the status, and that neither the remote nor the store moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import Remote
+from tests.conftest import Server
+from tests.conftest import make_bare_remote
+from tests.conftest import unique_app
+from tests.gpg_keys import Keys
+from tests.oidc_provider import Provider
+from tests.security.attack import GITHUB_AUDIENCE
+from tests.security.attack import bearer
+from tests.security.attack import github_settings
+from tests.security.attack import nothing_moves
+from tests.security.attack import seed
+
+MANIFEST = b"kind: ConfigMap\n"
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[Provider]:
+    provider = Provider("")
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def github_only(tmp_path: Path, github: Provider, start_server) -> tuple[Server, Remote]:
+    """Only the GitHub Actions policy: no Dex, no keyring."""
+    remote = make_bare_remote(tmp_path / "remote.git")
+    seed(remote, tmp_path)
+    rules: list[dict[str, object]] = [
+        {"repository": "acme/pay", "applications": ["pay"], "environments": ["development"]}
+    ]
+    return start_server(remote, **github_settings(tmp_path, github, rules)), remote
+
+
+@pytest.mark.parametrize("path", ["/release", "/api/release"])
+def test_github_policy_alone_leaves_no_release_endpoint_open(
+    github_only: tuple[Server, Remote], path: str
+) -> None:
+    server, remote = github_only
+    with nothing_moves(server, remote):
+        response = server.release("pay", {"development": MANIFEST}, path=path)
+    assert response.status_code == 401, response.text
+    assert "GitHub Actions token" in response.json()["error"]["message"]
+
+
+def test_the_github_twin_with_a_token_releases(
+    github_only: tuple[Server, Remote], github: Provider
+) -> None:
+    server, remote = github_only
+    token = github.token(audience=GITHUB_AUDIENCE, repository="acme/pay")
+    response = server.release(
+        "pay", {"development": MANIFEST}, path="/release", headers=bearer(token)
+    )
+    assert response.status_code == 201, response.text
+    assert remote.exists("applications/pay/releases/1")
+
+
+@pytest.fixture
+def keyring_only(tmp_path: Path, gpg_keys: Keys, start_server) -> tuple[Server, Remote]:
+    """A team with a PGP keyring and no Dex (the Go client posts to /api/release)."""
+    remote = make_bare_remote(tmp_path / "remote.git")
+    seed(remote, tmp_path)
+    server = start_server(remote, KUBERPULT_PGP_KEY_RING_PATH=str(gpg_keys.keyring))
+    return server, remote
+
+
+def test_signatures_are_the_credential_on_api_release(
+    keyring_only: tuple[Server, Remote], gpg_keys: Keys
+) -> None:
+    server, remote = keyring_only
+    app = unique_app()
+    signature = gpg_keys.sign("trusted", MANIFEST)
+    response = server.release(
+        app, {"development": MANIFEST}, signatures=[("development", signature)]
+    )
+    assert response.status_code == 201, response.text
+    assert remote.exists(f"applications/{app}/releases/1")
+
+
+@pytest.mark.parametrize("path", ["/api/release", "/release"])
+def test_unsigned_releases_are_refused_with_a_keyring(
+    keyring_only: tuple[Server, Remote], path: str
+) -> None:
+    server, remote = keyring_only
+    with nothing_moves(server, remote):
+        response = server.release(unique_app(), {"development": MANIFEST}, path=path)
+    # /api/release: no credential at all (401); /release keeps Kuberpult's 400 for a
+    # missing signature.
+    assert response.status_code == (401 if path == "/api/release" else 400), response.text
+    assert "signature" in response.json()["error"]["message"]
+
+
+def test_a_bad_signature_on_api_release_is_refused(
+    keyring_only: tuple[Server, Remote], gpg_keys: Keys
+) -> None:
+    server, remote = keyring_only
+    foreign = gpg_keys.sign("unknown", MANIFEST)
+    expired = gpg_keys.sign("expired", MANIFEST)
+    with nothing_moves(server, remote):
+        unknown = server.release(
+            unique_app(), {"development": MANIFEST}, signatures=[("development", foreign)]
+        )
+        bad = server.release(
+            unique_app(), {"development": MANIFEST}, signatures=[("development", expired)]
+        )
+        other_bytes = server.release(
+            unique_app(),
+            {"development": b"kind: Secret\n"},
+            signatures=[("development", gpg_keys.sign("trusted", MANIFEST))],
+        )
+    assert (unknown.status_code, bad.status_code, other_bytes.status_code) == (400, 400, 400)
+
+
+def test_reads_and_locks_in_a_keyring_only_setup_name_the_setting(
+    keyring_only: tuple[Server, Remote],
+) -> None:
+    server, remote = keyring_only
+    with nothing_moves(server, remote):
+        read = requests.get(server.url + "/api/applications", timeout=10)
+        page = requests.get(server.url + "/", timeout=10)
+        lock = requests.put(
+            server.url + "/environments/development/locks/freeze", json={"message": "x"}, timeout=10
+        )
+    assert (read.status_code, page.status_code, lock.status_code) == (401, 401, 401)
+    assert "KUBERPULT_OPEN_READS" in read.json()["error"]["message"]
+    assert "KUBERPULT_DEX_ENABLED" in lock.json()["error"]["message"]
+
+
+def test_open_reads_opens_reads_only(
+    tmp_path: Path, gpg_keys: Keys, start_server, bare_remote: Remote
+) -> None:
+    seed(bare_remote, tmp_path)
+    server = start_server(
+        bare_remote,
+        KUBERPULT_PGP_KEY_RING_PATH=str(gpg_keys.keyring),
+        KUBERPULT_OPEN_READS="true",
+    )
+    assert requests.get(server.url + "/api/applications", timeout=10).status_code == 200
+    with nothing_moves(server, bare_remote):
+        release = server.release(unique_app(), {"development": MANIFEST})
+        lock = requests.put(
+            server.url + "/environments/development/locks/freeze", json={"message": "x"}, timeout=10
+        )
+    assert (release.status_code, lock.status_code) == (401, 401)
+
+
+@pytest.mark.parametrize("path", ["/release", "/api/release", "/api/applications"])
+def test_no_authentication_and_no_opt_out_is_closed(
+    start_server, bare_remote: Remote, path: str
+) -> None:
+    server = start_server(bare_remote, KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="false")
+    with nothing_moves(server, bare_remote):
+        if path == "/api/applications":
+            response = requests.get(server.url + path, timeout=10)
+        else:
+            response = server.release(unique_app(), path=path)
+    assert response.status_code == 401
+    assert "KUBERPULT_" in response.json()["error"]["message"]
