@@ -84,7 +84,11 @@ def _token(environ: Mapping[str, str]) -> str | None:
                 "github-oidc needs the job permission 'id-token: write' (the runner did not "
                 "offer ACTIONS_ID_TOKEN_REQUEST_URL)"
             )
-        audience = github.read_input(environ, "github-oidc-audience", "kuberpult-lite")
+        # The server requires its own public URL as the audience by default (a shared default
+        # audience is one every GitHub user can mint tokens for).
+        audience = github.read_input(environ, "github-oidc-audience") or github.read_input(
+            environ, "url"
+        ).rstrip("/")
         try:
             response = requests.get(
                 request_url,

@@ -30,7 +30,8 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the app; ``config`` defaults to the one read from the environment."""
     config = config or Config.from_env()
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    app = Flask(__name__)
+    # No static folder: every route is declared below, with its access family.
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         # Manifests may arrive as text parts too, so text parts get the whole body's limit.

@@ -121,6 +121,11 @@ def test_an_unverified_email_maps_to_no_role(
     assert response.status_code == 201, response.text
 
 
+def release_parts() -> dict[str, tuple[str | None, bytes]]:
+    """A release's multipart parts, as a browser form would post them."""
+    return {"application": (None, unique_app().encode()), "manifests[development]": ("m", b"a: 1")}
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -139,7 +144,7 @@ def test_a_cookie_does_not_authenticate_a_cross_site_change(
     with nothing_moves(server, remote):
         release = requests.post(
             server.url + "/api/release",
-            files={"application": (None, unique_app()), "manifests[development]": ("m", b"a: 1")},
+            files=release_parts(),
             cookies=cookie,
             headers=headers,
             timeout=30,
@@ -165,7 +170,7 @@ def test_the_cookie_twins_same_origin_and_reads_work(
     for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": server.url}):
         response = requests.post(
             server.url + "/api/release",
-            files={"application": (None, unique_app()), "manifests[development]": ("m", b"a: 1")},
+            files=release_parts(),
             cookies=cookie,
             headers=headers,
             timeout=30,

@@ -46,7 +46,7 @@ def released(
     base = tmp_path_factory.mktemp("github")
     remote = make_bare_remote(base / "remote.git")
     seed(remote, base)
-    rules = [
+    rules: list[dict[str, object]] = [
         *RULES,
         {"repository": "acme/ledger", "applications": ["ledger"], "environments": ["*"]},
     ]
@@ -64,7 +64,10 @@ def released(
 
 def reads(server: Server, token: str) -> dict[str, requests.Response]:
     """Every read of the server with ``token``."""
-    get = lambda path: requests.get(server.url + path, headers=bearer(token), timeout=30)  # noqa: E731
+
+    def get(path: str) -> requests.Response:
+        return requests.get(server.url + path, headers=bearer(token), timeout=30)
+
     return {
         "applications": get("/api/applications"),
         "environments": get("/api/environments"),
