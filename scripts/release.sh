@@ -95,14 +95,12 @@ if [ -n "$token_file" ]; then
 elif [ -n "${KUBERPULT_DEX_ACCESS_TOKEN:-}" ]; then
   token="$KUBERPULT_DEX_ACCESS_TOKEN"
 fi
-# Secret headers go through a file descriptor (printf is a shell builtin: no argv anywhere).
+# Secret headers reach curl on its standard input (-H @-): printf is a shell builtin, so the
+# token is in no process's argv.
 secret_headers=""
 [ -z "$token" ] || secret_headers+="Authorization: Bearer $token"$'\n'
 [ -z "${KUBERPULT_IAP_TOKEN:-}" ] || secret_headers+="Proxy-Authorization: Bearer $KUBERPULT_IAP_TOKEN"$'\n'
-if [ -n "$secret_headers" ]; then
-  args+=(-H @<(printf '%s' "$secret_headers"))
-fi
 
 echo "release.sh: releasing version $version of $application to ${url%/}/$path" >&2
-exec curl --silent --show-error --fail-with-body --retry 3 --retry-max-time 120 \
-  --write-out '\nHTTP %{http_code}\n' "${args[@]}" "${url%/}/$path"
+printf '%s' "$secret_headers" | curl --silent --show-error --fail-with-body --retry 3 \
+  --retry-max-time 120 --write-out '\nHTTP %{http_code}\n' -H @- "${args[@]}" "${url%/}/$path"

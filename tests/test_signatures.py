@@ -130,11 +130,12 @@ def test_bad_signatures_are_400_naming_the_environment(
     assert remote.head() == head
 
 
-def test_api_release_checks_signatures_only_when_sent(
+def test_signatures_are_the_credential_of_api_release(
     signed: tuple[Server, Remote], gpg_keys: Keys
 ) -> None:
     server, _ = signed
-    assert server.release(unique_app(), {"development": MANIFEST}).status_code == 201
+    # Without Dex, the keyring's signatures are what authenticates /api/release.
+    assert server.release(unique_app(), {"development": MANIFEST}).status_code == 401
     bad = server.release(
         unique_app(),
         {"development": MANIFEST},
