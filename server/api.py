@@ -13,6 +13,7 @@ from server import form
 from server import metrics
 from server.auth.access import Access
 from server.config import redact
+from server.errors import AlreadyExistsDifferent
 from server.errors import BadRequest
 from server.errors import NotFound
 from server.errors import Unavailable
@@ -56,13 +57,20 @@ def _create_release(family: Access) -> Response:
     _require_multipart()
     values = [(name, value) for name, items in request.form.lists() for value in items]
     files = [(name, storage.read()) for name, items in request.files.lists() for storage in items]
-    release_request = form.parse_release(values, files, request_headers())
-    store = get_store()
-    # Credentials, permissions, and the git author from a verified token's claims.
-    release_request = get_auth().authorize_release(
-        family, current_principal(), release_request, store
-    )
-    result = ReleaseService(get_config(), store, get_exporter()).create(release_request)
+    release_request = form.parse_release(values, files, request_headers(), check_yaml=False)
+    store, auth, principal = get_store(), get_auth(), current_principal()
+    # Credentials, permissions, and the git author from a verified token's claims; before the
+    # YAML check, which costs CPU an unauthenticated body must not be able to spend.
+    release_request = auth.authorize_release(family, principal, release_request, store)
+    form.check_manifests(release_request)
+    try:
+        result = ReleaseService(get_config(), store, get_exporter()).create(release_request)
+    except AlreadyExistsDifferent as conflict:
+        # The diff shows the stored release; only a caller who may read it gets to see it
+        # (signatures authenticate a release, they are no read credential).
+        if not auth.may_read_release(principal, release_request.application):
+            conflict.diff = ""
+        raise
     return _release_response(result)
 
 

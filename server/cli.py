@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.util import parse_address
 
 from server import logs
 from server.auth import access
@@ -186,12 +187,21 @@ def serve(argv: list[str]) -> int:
 
 
 def bind_host(bind: str) -> str | None:
-    """The host part of a gunicorn ``--bind`` value (None for a unix socket or fd)."""
-    if bind.startswith(("unix:", "fd://")):
-        return None
-    if bind.startswith("["):
-        return bind[1 : bind.find("]")] if "]" in bind else bind
-    return bind.rsplit(":", 1)[0] if ":" in bind else bind
+    """The host gunicorn will listen on for ``--bind`` (None for a unix socket).
+
+    Parsed by gunicorn's own parser, so the check and the listener cannot disagree (a
+    hand-written split reads ``0:0:0:0:0:0:0:1:8081`` as ``::1``; gunicorn as ``0``). An
+    inherited ``fd://`` socket could listen anywhere: it counts as no host we can vouch for.
+    """
+    try:
+        address = parse_address(bind)
+    except (RuntimeError, ValueError):
+        return ""  # gunicorn will refuse it too; never loopback
+    if isinstance(address, str):
+        return None  # a unix socket: only this machine reaches it
+    if isinstance(address, int):
+        return ""
+    return str(address[0])
 
 
 def is_loopback(host: str) -> bool:

@@ -49,6 +49,12 @@ def check_yaml(environment: str, content: bytes) -> None:
         raise ValidationError(
             field, f"Manifest for environment {environment!r} nests deeper than {MAX_DEPTH}"
         ) from None
+    except _Recursive:
+        raise ValidationError(
+            field,
+            f"Manifest for environment {environment!r} holds an alias inside its own anchor "
+            "(a recursive document)",
+        ) from None
     if expanded > MAX_EXPANDED_NODES:
         raise ValidationError(
             field,
@@ -70,6 +76,10 @@ class _TooDeep(Exception):
     pass
 
 
+class _Recursive(Exception):
+    pass
+
+
 def _expanded_node_count(text: bytes) -> int:
     """Count nodes after alias expansion, walking parser events only (nothing is built)."""
     sizes: dict[str, int] = {}
@@ -77,6 +87,8 @@ def _expanded_node_count(text: bytes) -> int:
     stack: list[list[Any]] = [[None, 0]]
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
+            if any(frame[0] == event.anchor for frame in stack):
+                raise _Recursive  # an alias inside its own anchor: an endless document
             stack[-1][1] += sizes.get(event.anchor or "", 1)
         elif isinstance(event, yaml.ScalarEvent):
             stack[-1][1] += 1

@@ -108,8 +108,17 @@ def source_author(value: str) -> str:
     return value
 
 
+def _encodable(field: str, value: str) -> None:
+    """JSON can carry lone surrogates (``"\\ud800"``), which no UTF-8 file can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, f"{field} is not valid Unicode (a lone surrogate)") from None
+
+
 def limited_text(field: str, value: str, limit: int = MAX_TEXT_BYTES) -> str:
     """Return ``value`` if it fits ``limit`` bytes of UTF-8 and has no NUL."""
+    _encodable(field, value)
     size = len(value.encode())
     if size > limit:
         raise ValidationError(field, f"{field} must not exceed {limit} bytes, {size} given")
@@ -135,6 +144,7 @@ def ci_link(value: str) -> str:
 
 def author_header(header: str, value: str) -> str:
     """Return a decoded author header if it is one line of at most 200 characters."""
+    _encodable(header, value)
     if len(value) > 200 or any(c in value for c in "<>\n\r\0"):
         raise ValidationError(
             header, f"{header} must be at most 200 characters without '<', '>' or newlines"

@@ -67,3 +67,9 @@ def test_diff_matches_kuberpults_example() -> None:
         "--- acceptance-existing\n+++ acceptance-request\n@@ -1 +1 @@\n-{}\n"
         '\\ No newline at end of file\n+{ "different": "yes" }\n\\ No newline at end of file\n'
     )
+
+
+@pytest.mark.parametrize("document", [b"x: &a [*a]\n", b"x: &a {b: [1, *a]}\n"])
+def test_a_recursive_alias_is_refused(document: bytes) -> None:
+    with pytest.raises(ValidationError, match="alias inside its own anchor"):
+        manifests.check_yaml("development", document)

@@ -91,3 +91,10 @@ def test_valid_ci_links(value: str) -> None:
 def test_invalid_ci_links(value: str) -> None:
     with pytest.raises(ValidationError):
         rules.ci_link(value)
+
+
+@pytest.mark.parametrize("check", [rules.limited_text, rules.author_header])
+def test_a_lone_surrogate_is_a_400_not_a_500(check) -> None:
+    # JSON bodies and token claims can carry "\ud800"; no UTF-8 file can.
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        check("field", "message \ud800")

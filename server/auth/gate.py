@@ -276,6 +276,13 @@ class Auth:
         """Whether the caller may read ``application`` (GitHub tokens: their rules' apps)."""
         return principal is None or principal.readable is None or application in principal.readable
 
+    def may_read_release(self, principal: Principal | None, application: str) -> bool:
+        """Whether the caller holds a read credential for ``application`` (a release request
+        authenticated by signatures alone does not)."""
+        presented = {principal.credential} if principal else set()
+        readable = requirement(Access.READ, self.config).met_by(presented)
+        return readable and self.may_read(principal, application)
+
     def check_read(self, principal: Principal | None, application: str) -> None:
         """:raises Forbidden: the caller may not read ``application``."""
         if not self.may_read(principal, application):

@@ -34,6 +34,7 @@ MAX_SIGNATURES_PER_ENVIRONMENT = 4
 _ARMOR_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
 _ARMOR_END = b"-----END PGP SIGNATURE-----"
 _SIGNATURE_PACKET = 2
+_BINARY_SIGNATURE = 0x00
 _SECRET_KEY_PACKETS = {5, 7}
 _ARMORED_BLOCK = re.compile(rb"-----BEGIN PGP ([A-Z ]+)-----(.*?)-----END PGP \1-----", re.S)
 
@@ -65,11 +66,16 @@ def dearmor(block: bytes) -> bytes:
 
 
 def packet_tags(data: bytes) -> list[int]:
-    """The tag of every OpenPGP packet in ``data`` (RFC 4880 §4.2 headers).
+    """The tag of every OpenPGP packet in ``data``. :raises NotASignature: see ``packets``."""
+    return [tag for tag, _ in packets(data)]
+
+
+def packets(data: bytes) -> list[tuple[int, bytes]]:
+    """(tag, body) of every OpenPGP packet in ``data`` (RFC 4880 §4.2 headers).
 
     :raises NotASignature: the data is not a sequence of whole packets.
     """
-    tags, position = [], 0
+    found, position = [], 0
     while position < len(data):
         header = data[position]
         if not header & 0x80:
@@ -94,11 +100,11 @@ def packet_tags(data: bytes) -> list[int]:
             size = (1, 2, 4)[kind]
             length = int.from_bytes(data[position + 1 : position + 1 + size], "big")
             position += 1 + size
-        position += length
-        if position > len(data):
+        if position + length > len(data):
             raise NotASignature("truncated OpenPGP packet")
-        tags.append(tag)
-    return tags
+        found.append((tag, data[position : position + length]))
+        position += length
+    return found
 
 
 def signature_packets(part: bytes) -> bytes:
@@ -112,11 +118,21 @@ def signature_packets(part: bytes) -> bytes:
         raise NotASignature("the signature is not an ASCII-armored detached signature")
     if stripped.count(_ARMOR_BEGIN) != 1:
         raise NotASignature("one signature part holds more than one armored block")
-    packets = dearmor(stripped)
-    tags = packet_tags(packets)
-    if not tags or any(tag != _SIGNATURE_PACKET for tag in tags):
+    binary = dearmor(stripped)
+    found = packets(binary)
+    if not found or any(tag != _SIGNATURE_PACKET for tag, _ in found):
         raise NotASignature("the armored block holds more than signature packets")
-    return packets
+    for _, body in found:
+        # The signature type: 0x00 signs the exact bytes. 0x01 (text mode) would also accept
+        # the manifest with other line endings, which is not what was signed.
+        version = body[0] if body else 0
+        kind = body[2] if version == 3 and len(body) > 2 else body[1] if len(body) > 1 else -1
+        if kind != _BINARY_SIGNATURE:
+            raise NotASignature(
+                f"signature type 0x{kind:02x} is not a binary signature over the exact bytes "
+                "(sign with gpg --detach-sign, without --textmode)"
+            )
+    return binary
 
 
 def _refuse_secret_keys(keyring: bytes, source: Path) -> None:
@@ -186,16 +202,16 @@ class SignatureVerifier:
                 f"at most {MAX_SIGNATURES_PER_ENVIRONMENT} signatures per environment, "
                 f"{len(signatures)} given",
             )
-        packets: list[bytes] = []
+        collected: list[bytes] = []
         for signature in signatures:
             try:
-                packets.append(signature_packets(signature))
+                collected.append(signature_packets(signature))
             except NotASignature as error:
                 raise ValidationError(
                     field, f"Internal: Invalid Signature for manifests[{environment}]: {error}"
                 ) from None
         accepted: str | None = None
-        for result in self._verify_all(manifest, b"".join(packets)) if packets else []:
+        for result in self._verify_all(manifest, b"".join(collected)) if collected else []:
             problem = self._problem(result)
             if problem == "unknown key":
                 continue
@@ -222,7 +238,7 @@ class SignatureVerifier:
             return "unknown key"
         return None
 
-    def _verify_all(self, manifest: bytes, packets: bytes) -> list[Any]:
+    def _verify_all(self, manifest: bytes, signature_data: bytes) -> list[Any]:
         """One ``gpg --verify`` over every signature packet, with a deadline that kills gpg;
         one python-gnupg result per signature (gpg starts each with a NEWSIG line)."""
         if not self._slots.acquire(timeout=GPG_TIMEOUT):
@@ -230,7 +246,7 @@ class SignatureVerifier:
         fd, path = tempfile.mkstemp(dir=self.scratch, suffix=".sig")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(packets)
+                handle.write(signature_data)
             try:
                 completed = subprocess.run(
                     [
@@ -260,14 +276,16 @@ class SignatureVerifier:
             os.unlink(path)
             self._slots.release()
         results: list[Any] = []
-        for line in completed.stdout.decode("utf-8", "replace").splitlines():
+        # Split on "\n" only: str.splitlines() would also split inside a user id gpg prints
+        # raw (U+2028, U+0085) and let it fake a status line.
+        for line in completed.stdout.decode("utf-8", "replace").split("\n"):
             if not line.startswith("[GNUPG:] "):
                 continue
             key, _, value = line[len("[GNUPG:] ") :].partition(" ")
             if key == "NEWSIG" or not results:
                 results.append(gnupg.Verify(self.gpg))
             results[-1].handle_status(key, value)
-        expected = packet_tags(packets).count(_SIGNATURE_PACKET)
+        expected = packet_tags(signature_data).count(_SIGNATURE_PACKET)
         if len([r for r in results if r.status]) < expected:
             # gpg stopped early (corrupt packet): the missing signatures count as bad.
             results.append(gnupg.Verify(self.gpg))

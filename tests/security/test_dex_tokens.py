@@ -176,3 +176,54 @@ def test_the_cookie_twins_same_origin_and_reads_work(
             timeout=30,
         )
         assert response.status_code == 201, response.text
+
+
+def test_a_discovery_document_naming_another_issuer_is_not_trusted(
+    tmp_path: Path, dex: Provider, start_server, bare_remote: Remote
+) -> None:
+    # The provider answers on localhost too, but its discovery document names 127.0.0.1:
+    # keys fetched through it belong to another issuer than the configured one.
+    alias = dex.issuer.replace("127.0.0.1", "localhost")
+    seed(bare_remote, tmp_path)
+    settings = {**dex_settings(tmp_path, dex), "KUBERPULT_DEX_ISSUER_URL": alias}
+    server = start_server(bare_remote, **settings)
+    token = dex.token(**{**DEV, "iss": alias})
+    with nothing_moves(server, bare_remote):
+        response = server.release(unique_app(), {"development": "a: 1"}, headers=bearer(token))
+    assert response.status_code == 503, response.text
+    assert "discovery document names issuer" in response.json()["error"]["message"]
+
+
+def test_a_slow_key_fetch_holds_no_other_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from server.auth.oidc import OidcIssuer
+    from server.errors import Unavailable
+
+    issuer = OidcIssuer("https://issuer.example", "kuberpult")
+    release_fetch = threading.Event()
+
+    def slow_fetch() -> dict[str, object]:
+        release_fetch.wait(30)
+        return {}
+
+    monkeypatch.setattr(issuer, "_fetch_keys", slow_fetch)
+    first = threading.Thread(target=lambda: _ignore(issuer), daemon=True)
+    first.start()
+    time.sleep(0.2)  # the first request is now inside the fetch
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        issuer.verify("x.y.z", {"alg": "RS256", "kid": "k"})
+    assert time.monotonic() - started < 1.0, "the second request queued behind the fetch"
+    release_fetch.set()
+    first.join(5)
+
+
+def _ignore(issuer: object) -> None:
+    from server.errors import KuberpultError
+
+    try:
+        issuer.verify("x.y.z", {"alg": "RS256", "kid": "k"})  # type: ignore[attr-defined]
+    except KuberpultError:
+        pass

@@ -168,3 +168,85 @@ def test_no_authentication_and_no_opt_out_is_closed(
             response = server.release(unique_app(), path=path)
     assert response.status_code == 401
     assert "KUBERPULT_" in response.json()["error"]["message"]
+
+
+SECRET_MANIFEST = b"kind: Secret\nstringData:\n  password: hunter2-TOPSECRET\n"
+
+
+@pytest.mark.parametrize("open_reads", [False, True])
+def test_a_conflict_shows_the_stored_release_only_to_a_reader(
+    tmp_path: Path, gpg_keys: Keys, start_server, bare_remote: Remote, open_reads: bool
+) -> None:
+    # A signature authenticates a release, not a read: any signed manifest (from some CI
+    # log) must not turn the 409 diff into a read of another application's release.
+    seed(bare_remote, tmp_path)
+    server = start_server(
+        bare_remote,
+        KUBERPULT_PGP_KEY_RING_PATH=str(gpg_keys.keyring),
+        KUBERPULT_OPEN_READS=str(open_reads).lower(),
+    )
+    app = unique_app()
+    owner = server.release(
+        app,
+        {"development": SECRET_MANIFEST},
+        fields={"version": "7"},
+        signatures=[("development", gpg_keys.sign("trusted", SECRET_MANIFEST))],
+    )
+    assert owner.status_code == 201, owner.text
+    with nothing_moves(server, bare_remote):
+        probe = server.release(
+            app,
+            {"development": MANIFEST},
+            fields={"version": "7"},
+            signatures=[("development", gpg_keys.sign("trusted", MANIFEST))],
+        )
+    assert probe.status_code == 409
+    assert probe.json()["AlreadyExistsDifferent"]["first_differing_field"] == 6
+    assert ("hunter2-TOPSECRET" in probe.text) is open_reads
+
+
+def test_an_unauthenticated_body_is_refused_before_its_yaml_is_parsed(
+    keyring_only: tuple[Server, Remote], gpg_keys: Keys
+) -> None:
+    server, remote = keyring_only
+    broken = b"a: [unclosed\n"
+    with nothing_moves(server, remote):
+        unsigned = server.release(unique_app(), {"development": broken})
+        foreign = server.release(
+            unique_app(),
+            {"development": broken},
+            signatures=[("development", gpg_keys.sign("unknown", broken))],
+        )
+    # Refused for the credential, not for the YAML: the parser never ran for them.
+    assert unsigned.status_code == 401
+    assert foreign.status_code == 400
+    assert "signature" in foreign.json()["error"]["message"]
+    signed = server.release(
+        unique_app(),
+        {"development": broken},
+        signatures=[("development", gpg_keys.sign("trusted", broken))],
+    )
+    assert signed.status_code == 400
+    assert "not valid YAML" in signed.json()["error"]["message"]
+
+
+def test_a_text_mode_signature_is_refused(
+    keyring_only: tuple[Server, Remote], gpg_keys: Keys
+) -> None:
+    server, remote = keyring_only
+    text_mode = gpg_keys.gpg(
+        "--local-user",
+        gpg_keys.fingerprints["trusted"],
+        "--textmode",
+        "--armor",
+        "--detach-sign",
+        data=MANIFEST,
+    )
+    with nothing_moves(server, remote):
+        response = server.release(
+            unique_app(),
+            {"development": MANIFEST.replace(b"\n", b"\r\n")},
+            signatures=[("development", text_mode)],
+        )
+    assert response.status_code == 400
+    assert "signature type 0x01" in response.json()["error"]["message"]

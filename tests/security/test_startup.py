@@ -45,6 +45,8 @@ def run_server(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPr
         ("localhost.evil.example:8081", False),
         ("127.0.0.1.nip.io:8081", False),
         ("10.0.0.5:8081", False),
+        ("0:0:0:0:0:0:0:1:8081", False),  # gunicorn reads host "0" (all interfaces)
+        ("fd://3", False),  # an inherited socket may listen anywhere
     ],
 )
 def test_loopback_is_decided_on_the_parsed_host(bind: str, loopback: bool) -> None:
@@ -53,10 +55,16 @@ def test_loopback_is_decided_on_the_parsed_host(bind: str, loopback: bool) -> No
     assert is_loopback(host) is loopback
 
 
-@pytest.mark.parametrize("bind", ["0.0.0.0", "localhost.evil.example", "[::]"])
+@pytest.mark.parametrize(
+    "bind",
+    ["0.0.0.0:{port}", "localhost.evil.example:{port}", "[::]:{port}", "0:0:0:0:0:0:0:1:{port}"],
+)
 def test_the_opt_out_never_opens_a_public_address(tmp_path: Path, bind: str) -> None:
     result = run_server(
-        tmp_path, "--bind", f"{bind}:{free_port()}", KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="true"
+        tmp_path,
+        "--bind",
+        bind.format(port=free_port()),
+        KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="true",
     )
     assert result.returncode == 2, result.stderr
     assert "refusing to listen" in result.stderr
