@@ -13,12 +13,16 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from tests.gpg_keys import Keys
 from tests.gpg_keys import make_keys
+
+if TYPE_CHECKING:
+    from tests.oidc_provider import Provider
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_BIN = Path(sys.executable).parent / "kuberpult-server"
@@ -348,3 +352,23 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, R
     ).start()
     yield server, remote
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def dex() -> Iterator[Provider]:
+    """The Dex stand-in, a real OIDC provider: its issuer is <base>/dex."""
+    from tests.oidc_provider import Provider  # it imports this module (free_port)
+
+    provider = Provider("/dex")
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[Provider]:
+    """The GitHub Actions token service stand-in."""
+    from tests.oidc_provider import Provider
+
+    provider = Provider("")
+    yield provider
+    provider.stop()

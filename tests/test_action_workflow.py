@@ -54,7 +54,11 @@ def service(tmp_path: Path) -> tuple[Path, list[str]]:
 def signed_server(start_server, bare_remote: Remote, ci_key: SecretKey, tmp_path: Path) -> Server:
     keyring = tmp_path / "keyring.asc"
     keyring.write_bytes(ci_key.public)
-    server: Server = start_server(bare_remote, KUBERPULT_PGP_KEY_RING_PATH=str(keyring))
+    # Open reads: a 409 shows the stored release's diff only to a caller who may read it, and
+    # a signature alone is no read credential (tests/security/test_release_credentials.py).
+    server: Server = start_server(
+        bare_remote, KUBERPULT_PGP_KEY_RING_PATH=str(keyring), KUBERPULT_OPEN_READS="true"
+    )
     return server
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,13 +103,6 @@ def test_signed_releases_are_verified(
     refused = run_client(*release_args(server, unique_app(), manifest, "--signature", str(bad)))
     assert refused.returncode == 1
     assert "Invalid Signature for manifests[development]" in refused.stderr
-
-
-@pytest.fixture(scope="module")
-def dex() -> Iterator[Provider]:
-    provider = Provider("/dex")
-    yield provider
-    provider.stop()
 
 
 @pytest.fixture

@@ -45,22 +45,6 @@ PAY = {
 }
 
 
-@pytest.fixture(scope="module")
-def dex() -> Iterator[Provider]:
-    """The Dex stand-in: its issuer is <base>/dex."""
-    provider = Provider("/dex")
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture(scope="module")
-def github() -> Iterator[Provider]:
-    """The GitHub Actions token service stand-in."""
-    provider = Provider("")
-    yield provider
-    provider.stop()
-
-
 def seeded_remote(base: Path) -> Remote:
     remote = make_bare_remote(base / "remote.git")
     remote.push_files(

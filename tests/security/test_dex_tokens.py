@@ -3,7 +3,6 @@ the commit stream, DeployRelease decided on a stale mirror, and cross-site cooki
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,13 +25,6 @@ DEPLOYERS = POLICY + (
     "g, deployers, role:developer\ng, deployers, role:deployer\n"
 )
 LATEST_PRODUCTION = '{"upstream":{"latest":true},"environmentGroup":"prod-group"}'
-
-
-@pytest.fixture(scope="module")
-def dex() -> Iterator[Provider]:
-    provider = Provider("/dex")
-    yield provider
-    provider.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import shlex
-import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.security.git_remotes import HttpsRemote
 from tests.security.git_remotes import SshRemote
 from tests.security.git_remotes import running_sshd
 from tests.security.git_remotes import serving_git_https
+from tests.test_remote import wait_for
 
 StartServer = Callable[..., Server]
 USERNAME = "x-access-token"
@@ -41,16 +41,6 @@ def https_remote(tmp_path: Path) -> Iterator[HttpsRemote]:
     token = "ghs_" + secrets.token_hex(20)
     with serving_git_https(tmp_path / "https", USERNAME, token) as remote:
         yield remote
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    """Poll ``condition`` until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 # -- SSH: a deploy key and a pinned host key -------------------------------------------------

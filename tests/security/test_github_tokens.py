@@ -32,13 +32,6 @@ RULES: list[dict[str, object]] = [
 
 
 @pytest.fixture(scope="module")
-def github() -> Iterator[Provider]:
-    provider = Provider("")
-    yield provider
-    provider.stop()
-
-
-@pytest.fixture(scope="module")
 def released(
     tmp_path_factory: pytest.TempPathFactory, github: Provider
 ) -> Iterator[tuple[Server, Remote]]:

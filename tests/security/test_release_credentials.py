@@ -5,7 +5,6 @@ Every refusal is checked twice: the status, and that neither the remote nor the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,6 @@ from tests.security.attack import nothing_moves
 from tests.security.attack import seed
 
 MANIFEST = b"kind: ConfigMap\n"
-
-
-@pytest.fixture(scope="module")
-def github() -> Iterator[Provider]:
-    provider = Provider("")
-    yield provider
-    provider.stop()
 
 
 @pytest.fixture
