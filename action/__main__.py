@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,6 +72,15 @@ def _number(environ: Mapping[str, str], name: str, default: str) -> int:
     if not value.isdigit():
         raise ActionFailure(f"input {name} must be a whole number, got {value!r}")
     return int(value)
+
+
+def _client_uuid(environ: Mapping[str, str], application: str) -> str:
+    """The same id for every attempt of this job's release (retries and re-runs of the job),
+    so the server answers a resend with the release it already has."""
+    job = "/".join(
+        environ.get(name, "") for name in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID", "GITHUB_JOB")
+    )
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kuberpult-lite:{job}:{application}"))
 
 
 def _token(environ: Mapping[str, str]) -> str | None:
@@ -178,6 +188,7 @@ def run(environ: Mapping[str, str]) -> None:
         retries=_number(environ, "retries", "3"),
         timeout=float(_number(environ, "timeout", "180")),
         dex_token=token,
+        client_uuid=_client_uuid(environ, application),
     )
     # A signature-only server checks signatures on the legacy endpoint; with a token, the API.
     path = "release" if signatures and token is None else "api/release"
@@ -191,7 +202,7 @@ def run(environ: Mapping[str, str]) -> None:
                 "POST",
                 path,
                 files=release.parts,
-                headers=connection.headers(),
+                headers=connection.headers(uuid=True),
                 log=print,
             )
         except RequestFailed as error:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import uuid
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,7 +162,9 @@ def _connection(args: GlobalArgs, environ: Mapping[str, str]) -> Connection:
         url=args.url,
         author_name=args.author_name,
         author_email=args.author_email,
-        client_uuid=args.client_uuid,
+        # One id per invocation, sent with every retry: a resend after a timeout is the same
+        # release on the server, even without --version (Kuberpult's client sends none).
+        client_uuid=args.client_uuid or str(uuid.uuid4()),
         retries=args.retries,
         timeout=float(args.timeout),
         dex_token=dex_token,

@@ -103,6 +103,7 @@ def parse_release(
         ci_link=_optional(fields["ci_link"], rules.ci_link),
         author_name=author_header(headers, "author-name"),
         author_email=author_header(headers, "author-email"),
+        client_uuid=_optional(headers.get("client-uuid") or None, rules.client_uuid),
     )
 
 

@@ -26,6 +26,8 @@ class ReleaseRequest:
     author_email: str | None = None
     #: The verified caller whose permissions the exporter checks again (JSON), if any.
     requester: str | None = None
+    #: Kuberpult's ``client-uuid`` header: a resend with it finds its release.
+    client_uuid: str | None = None
 
 
 class ExportState(enum.StrEnum):
@@ -61,6 +63,7 @@ class StoredRelease:
     removed_from_repo_at: str | None = None
     pushed_at: str | None = None
     requester: str | None = None
+    client_uuid: str | None = None
 
 
 class Outcome(enum.Enum):

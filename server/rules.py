@@ -108,6 +108,20 @@ def source_author(value: str) -> str:
     return value
 
 
+_CLIENT_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def client_uuid(value: str) -> str:
+    """Kuberpult's ``client-uuid`` header (its client sends any string; ours a UUID)."""
+    if not _CLIENT_UUID.fullmatch(value):
+        raise ValidationError(
+            "client-uuid",
+            "header client-uuid must be 1 to 128 characters of A-Z a-z 0-9 . _ : - "
+            "(starting with a letter or digit)",
+        )
+    return value
+
+
 def _encodable(field: str, value: str) -> None:
     """JSON can carry lone surrogates (``"\\ud800"``), which no UTF-8 file can hold."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 RELEASE_TEXT_FIELDS = (
     "source_commit_id",
     "previous_commit_id",
@@ -41,6 +41,13 @@ def migrate(db: sqlite_utils.Database) -> None:
         # v4: who asked for the release (a Dex user's name, email and groups), so the exporter
         # can decide DeployRelease on the tree it applies the release to.
         db.conn.execute("alter table releases add column requester text")
+    if current < 5:
+        # v5: the client's Client-Uuid, so a resend without a version finds its release.
+        db.conn.execute("alter table releases add column client_uuid text")
+        db.conn.execute(
+            "create unique index releases_client_uuid on releases (application, client_uuid) "
+            "where client_uuid is not null"
+        )
     db.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 

@@ -50,7 +50,11 @@ class ReleaseService:
         deadline = time.monotonic() + self.config.request_budget
         with self.store.transaction():
             existing = None
-            if request.version is not None:
+            if request.client_uuid is not None:
+                # A resend (a retry after a timeout, a re-run CI job) is the same release,
+                # whatever version it asks for or leaves to the server.
+                existing = self.store.find_by_client_uuid(request.application, request.client_uuid)
+            if existing is None and request.version is not None:
                 existing = self.store.find_release(request.application, request.version)
             if existing is not None:
                 self._compare(existing, request)
@@ -120,6 +124,7 @@ class ReleaseService:
             "author_email": request.author_email or self.config.git_author_email,
             "created_at": utc_now(),
             "requester": request.requester,
+            "client_uuid": request.client_uuid,
         }
 
     def _compare(self, existing: StoredRelease, request: ReleaseRequest) -> None:

@@ -106,6 +106,13 @@ class Store:
         rows = self._release_rows("application = ? and version = ?", [application, version])
         return self._with_manifests(rows[0]) if rows else None
 
+    def find_by_client_uuid(self, application: str, client_uuid: str) -> StoredRelease | None:
+        """The release of ``application`` a client sent with this ``client-uuid``, if any."""
+        rows = self._release_rows(
+            "application = ? and client_uuid = ?", [application, client_uuid]
+        )
+        return self._with_manifests(rows[0]) if rows else None
+
     def release_by_id(self, release_id: int) -> StoredRelease:
         """The release with this row id."""
         return self._with_manifests(self._release_rows("id = ?", [release_id])[0])
@@ -270,6 +277,7 @@ class Store:
             removed_from_repo_at=row["removed_from_repo_at"],
             pushed_at=row["pushed_at"],
             requester=row.get("requester"),
+            client_uuid=row.get("client_uuid"),
             **{name: row[name] for name in RELEASE_TEXT_FIELDS},
         )
 
@@ -285,6 +293,7 @@ class Store:
             author_email=fields["author_email"],
             created_at=fields["created_at"],
             requester=fields.get("requester"),
+            client_uuid=fields.get("client_uuid"),
             state=ExportState.PENDING.value,
         )
         names = sorted(row)
