@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 
+from server import adoption
 from server import layout
 from server import metrics
 from server.config import Config
@@ -177,9 +178,30 @@ class Exporter:
             )
 
     def _sync(self, repo: ManifestRepo, timeout: float) -> None:
-        """Reset the clone to the remote and refresh the mirror of environment configs."""
+        """Reset the clone to the remote, adopt releases someone else wrote, and refresh the
+        mirror of environment configs."""
         repo.sync(timeout)
+        self._adopt(repo)
         self._record_environments(repo)
+
+    def adopt(self, deadline: float) -> None:
+        """Adopt the clone's releases the store does not know (after a refused release's row
+        was deleted, the repository's release under that number takes its place)."""
+        with self._locked(deadline) as acquired:
+            if acquired:
+                self._adopt(self._repo())
+
+    def _adopt(self, repo: ManifestRepo) -> None:
+        """Import the repository's releases that the store does not know (see adoption)."""
+        store = Store.for_config(self.config)
+        try:
+            # Never fails the sync: what cannot be read is skipped (see adoption).
+            found = list(adoption.releases_in_tree(repo.tree, store.release_keys()))
+            if found:
+                log.info("adopting %d release(s) found in the manifest repository", len(found))
+                store.adopt(found, (self.config.git_author_name, self.config.git_author_email))
+        finally:
+            store.close()
 
     def _record_environments(self, repo: ManifestRepo) -> None:
         """Mirror the environment configs into SQLite, for checks made before the repo lock

@@ -16,6 +16,7 @@ from datetime import datetime
 from server.commit_data import CommitData
 from server.commit_data import forget_application
 from server.environments import read_config
+from server.models import EXISTS_IN_REPOSITORY
 from server.models import StoredRelease
 from server.safe_tree import ApplyError
 from server.safe_tree import Parts
@@ -137,6 +138,8 @@ def apply_release(tree: SafeTree, release: StoredRelease, settings: LayoutSettin
                 f"release {version} of {app!r} is older than the {limit} releases the "
                 "repository keeps; it would be removed at once"
             )
+    if version in existing:
+        _refuse_another_release(tree, release)
     change = Change(messages=[f'created version {version} of "{app}"'])
     change.paths += _write_release_files(tree, release)
     commit_data = CommitData(tree, release.created_at, release.id)
@@ -180,6 +183,30 @@ def apply_release(tree: SafeTree, release: StoredRelease, settings: LayoutSettin
         _clean_up(tree, app, settings, change)
     change.paths += commit_data.paths
     return change
+
+
+class ReleaseExistsInRepository(ApplyError):
+    """The repository holds another release under this number (written by someone else)."""
+
+    code = EXISTS_IN_REPOSITORY
+
+
+def _refuse_another_release(tree: SafeTree, release: StoredRelease) -> None:
+    """Writing a release over one that differs would rewrite history Argo CD may have
+    deployed; the same files again (a re-apply after a crash) are fine."""
+    directory = (*releases_dir(release.application), str(release.version))
+    written = set(tree.list((*directory, "environments")))
+    same = written == set(release.manifests) and all(
+        tree.read((*directory, "environments", env, "manifests.yaml")) == content
+        for env, content in release.manifests.items()
+    )
+    if not same:
+        raise ReleaseExistsInRepository(
+            f"version {release.version} of {release.application!r} already exists in the "
+            "manifest repository with other manifests (written by someone else); it is not "
+            "overwritten. Send the release again: it gets the next free version, or 200/409 "
+            "for the same version"
+        )
 
 
 def application_team(tree: SafeTree, application: str) -> str | None:

@@ -30,6 +30,11 @@ class ReleaseRequest:
     client_uuid: str | None = None
 
 
+#: The error code of a release whose number the repository already holds with other content
+#: (someone else wrote it); the release is refused, and the repository's one is adopted.
+EXISTS_IN_REPOSITORY = "exists_in_repository"
+
+
 class ExportState(enum.StrEnum):
     """Where a stored release is on its way to the remote."""
 

@@ -19,6 +19,7 @@ from server.errors import ValidationError
 from server.errors import from_repository
 from server.exporter import Exporter
 from server.faults import maybe_die
+from server.models import EXISTS_IN_REPOSITORY
 from server.models import ExportState
 from server.models import Outcome
 from server.models import ReleaseRequest
@@ -85,9 +86,12 @@ class ReleaseService:
         if stored.state == ExportState.PUSHED:
             return ReleaseResult(outcome, request.application, version, stored.commit_sha)
         if stored.state == ExportState.FAILED:
-            if stored.error_code in ("too_old", "forbidden"):
+            if stored.error_code in ("too_old", "forbidden", EXISTS_IN_REPOSITORY):
                 # Refused before it reached the repository: forget it, as for any bad input.
                 self.store.delete_release(stored.id)
+            if stored.error_code == EXISTS_IN_REPOSITORY:
+                # The repository's own release under that number takes its place.
+                self.exporter.adopt(deadline)
             raise from_repository(stored.error_code or "", stored.error or "not written")
         if report.rejected:
             raise PushRefused(

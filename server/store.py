@@ -21,6 +21,7 @@ from typing import Any
 import sqlite_utils
 
 from server import schema
+from server.adoption import FoundRelease
 from server.config import Config
 from server.errors import Unavailable
 from server.models import ExportState
@@ -106,11 +107,14 @@ class Store:
         rows = self._release_rows("application = ? and version = ?", [application, version])
         return self._with_manifests(rows[0]) if rows else None
 
+    def release_keys(self) -> set[tuple[str, int]]:
+        """(application, version) of every release the store holds."""
+        rows = self.db.conn.execute("select application, version from releases").fetchall()
+        return {(str(app), int(version)) for app, version in rows}
+
     def find_by_client_uuid(self, application: str, client_uuid: str) -> StoredRelease | None:
         """The release of ``application`` a client sent with this ``client-uuid``, if any."""
-        rows = self._release_rows(
-            "application = ? and client_uuid = ?", [application, client_uuid]
-        )
+        rows = self._release_rows("application = ? and client_uuid = ?", [application, client_uuid])
         return self._with_manifests(rows[0]) if rows else None
 
     def release_by_id(self, release_id: int) -> StoredRelease:
@@ -361,6 +365,32 @@ class Store:
         with self.transaction():
             self.db.conn.execute("delete from release_manifests where release_id = ?", [release_id])
             self.db.conn.execute("delete from releases where id = ?", [release_id])
+
+    def adopt(self, found: list[FoundRelease], author: tuple[str, str]) -> None:
+        """Record releases read back from the repository as pushed (they are on it)."""
+        if not found:
+            return
+        now = utc_now()
+        with self.transaction():
+            for release in found:
+                self.db.conn.execute(
+                    "insert into applications (name, team, created_at) values (?, ?, ?) "
+                    "on conflict(name) do nothing",
+                    [release.application, release.team, now],
+                )
+                fields: dict[str, Any] = {
+                    "application": release.application,
+                    "version": release.version,
+                    "author_name": author[0],
+                    "author_email": author[1],
+                    "created_at": release.created_at or now,
+                    **release.texts,
+                }
+                release_id = self.insert_release(fields, release.manifests)
+                self.db.conn.execute(
+                    "update releases set state = ?, pushed_at = ? where id = ?",
+                    [ExportState.PUSHED.value, now, release_id],
+                )
 
     def retry_failed(self, release_id: int) -> None:
         """Put a failed release back in the queue (its request came again)."""

@@ -1,0 +1,100 @@
+"""Adopting what the manifest repository already holds.
+
+A team migrating from Kuberpult points the server at its existing repository, and tools or
+people may push releases too. Releases found in the tree but missing from the store are read
+back from their files (Kuberpult's layout, which is ours) so that idempotency (200/409) and
+version assignment see them: the store never hands out a version the repository already has,
+and a release is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from server import rules
+from server.errors import ValidationError
+from server.safe_tree import ApplyError
+from server.safe_tree import SafeTree
+
+_TEXT_FILES = ("source_commit_id", "source_author", "source_message", "display_version")
+
+
+@dataclass(frozen=True)
+class FoundRelease:
+    """A release read back from the repository's files."""
+
+    application: str
+    version: int
+    manifests: dict[str, bytes]
+    created_at: str | None
+    team: str | None
+    texts: dict[str, str]
+
+
+def releases_in_tree(tree: SafeTree, known: set[tuple[str, int]]) -> Iterator[FoundRelease]:
+    """Every well-formed release in ``tree`` whose (application, version) is not ``known``.
+
+    Anything that does not follow the rules (a bad name, a symlink, text that is not UTF-8) is
+    skipped, never adopted half.
+    """
+    for application in _listing(tree, ("applications",)):
+        if not _valid(rules.application, application):
+            continue
+        for name in _listing(tree, ("applications", application, "releases")):
+            if not name.isascii() or not name.isdigit() or name.startswith("0"):
+                continue
+            version = int(name)
+            if version > rules.MAX_VERSION or (application, version) in known:
+                continue
+            try:
+                found = _read_release(tree, application, version)
+            except (ApplyError, UnicodeDecodeError):
+                continue
+            if found is not None:
+                yield found
+
+
+def _listing(tree: SafeTree, parts: tuple[str, ...]) -> list[str]:
+    """A directory's names; none where the tree holds a symlink or a file instead."""
+    try:
+        return tree.list(parts)
+    except ApplyError:
+        return []
+
+
+def _read_release(tree: SafeTree, application: str, version: int) -> FoundRelease | None:
+    directory = ("applications", application, "releases", str(version))
+    manifests: dict[str, bytes] = {}
+    for env in tree.list((*directory, "environments")):
+        if not _valid(rules.environment, env):
+            continue
+        content = tree.read((*directory, "environments", env, "manifests.yaml"))
+        if content is not None:
+            manifests[env] = content
+    if not manifests:
+        return None
+    texts = {}
+    for name in _TEXT_FILES:
+        raw = tree.read((*directory, name))
+        if raw is not None:
+            texts[name] = raw.decode("utf-8")
+    created = tree.read((*directory, "created_at"))
+    team = tree.read(("applications", application, "team"))
+    team_name = team.decode("utf-8").strip() if team else None
+    return FoundRelease(
+        application=application,
+        version=version,
+        manifests=manifests,
+        created_at=created.decode("utf-8").strip() if created else None,
+        team=team_name if team_name and _valid(rules.team, team_name) else None,
+        texts=texts,
+    )
+
+
+def _valid(rule: object, name: str) -> bool:
+    try:
+        rule(name)  # type: ignore[operator]
+    except ValidationError:
+        return False
+    return True
