@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _ENVIRONMENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
+# How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
+RECENT_COMMITS = 500
 _LOCK_POLL = 0.005
 _WAITER_MAX_POLL = 0.05
 
@@ -96,6 +98,7 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._push_in_flight = config.data_dir / "push-in-flight"
         #: Decides, on the tree a release is applied to, whether its requester may make it
         #: (DeployRelease depends on the environment configs in that very tree).
         self.release_guard: Callable[[StoredRelease, SafeTree], None] | None = None
@@ -151,12 +154,15 @@ class Exporter:
         with self._locked(deadline) as acquired:
             if not acquired:
                 return
+            # For /readyz: why the remote has not answered a fetch yet; None once it has.
+            unanswered: str | None = "the clone was not synced"
             try:
                 if self.config.embedded_remote:
                     self._create_embedded_remote()
                 repo = self._repo()
                 repo.take_clean_marker()
                 self._sync(repo, self.config.git_push_timeout)
+                unanswered = None
                 if self.config.embedded_remote and repo.head() is None:
                     identity = (self.config.git_author_name, self.config.git_author_email)
                     paths = changed(*(repo.tree.write(p, c) for p, c in SEED_ENVIRONMENTS.items()))
@@ -168,6 +174,16 @@ class Exporter:
                 repo.mark_clean()
             except (GitError, OSError) as error:
                 log.warning("manifest repository not ready at startup: %s", error)
+                if unanswered is not None:
+                    unanswered = str(error)
+            from server.git import REMOTE_VIEW
+            from server.git import remote_view
+
+            store = Store.for_config(self.config)
+            try:
+                store.save_view(REMOTE_VIEW, remote_view(unanswered))
+            finally:
+                store.close()
 
     def _create_embedded_remote(self) -> None:
         bare = self.config.data_dir / "manifests.git"
@@ -302,7 +318,11 @@ class Exporter:
                 return ExportReport(str(error))
             try:
                 head_before = repo.head()
-                applied = self._commit_each(store, repo, batch)
+                # After a sync (a crash, someone else's push), the remote may already hold
+                # some of these releases: their commits carry the Release-Id trailer.
+                unsure = not clean or self._push_in_flight.exists()
+                pushed = repo.recent_trailers("Release-Id", RECENT_COMMITS) if unsure else {}
+                applied = self._commit_each(store, repo, batch, pushed)
             except (GitError, OSError) as error:
                 # A local failure (a stale index.lock, a tree a killed git left dirty):
                 # start over from the remote, which also repairs the clone.
@@ -311,6 +331,9 @@ class Exporter:
                 continue
             maybe_die(self.config, "after-git-commit")
             if repo.head() != head_before:
+                # Until the store records the push, the remote may hold these commits without
+                # the store knowing: the next batch then looks for their trailers.
+                self._push_in_flight.touch()
                 try:
                     repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
                 except NonFastForward:
@@ -326,13 +349,20 @@ class Exporter:
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
             store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
+            self._push_in_flight.unlink(missing_ok=True)
             repo.mark_clean()
             if applied.environments_touched:
                 self._record_environments(repo)
             return None
         return ExportReport(f"the remote kept moving; gave up after {MAX_REDO} attempts")
 
-    def _commit_each(self, store: Store, repo: ManifestRepo, batch: list[StoredRelease]) -> Applied:
+    def _commit_each(
+        self,
+        store: Store,
+        repo: ManifestRepo,
+        batch: list[StoredRelease],
+        pushed: dict[str, str] | None = None,
+    ) -> Applied:
         """One commit per release (messages as Kuberpult's), all made by one fast-import.
 
         A release that cannot be applied is marked failed with its own error and does not sink
@@ -351,6 +381,13 @@ class Exporter:
             stream = repo.commits(committer)
 
         for release in batch:
+            trailer = layout.release_trailer(release)
+            sha = (pushed or {}).get(trailer.partition(": ")[2])
+            if sha and layout.release_files_match(repo.tree, release):
+                # Exactly once: the trailer names this row, and its files are there (a trailer
+                # alone could be typed into any commit message by someone with push access).
+                commits.append((release.id, sha))
+                continue
             if self.release_guard is not None:
                 try:
                     self.release_guard(release, repo.tree)
@@ -370,7 +407,9 @@ class Exporter:
             if change.paths:
                 try:
                     stream.add(
-                        change.message, (release.author_name, release.author_email), change.paths
+                        f"{change.message}\n{trailer}\n",
+                        (release.author_name, release.author_email),
+                        change.paths,
                     )
                 except UnsafeIdentity as error:
                     # The HTTP layer refuses such authors; a row that holds one anyway must

@@ -8,6 +8,7 @@ so applying the same release twice gives the same files.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
@@ -191,16 +192,27 @@ class ReleaseExistsInRepository(ApplyError):
     code = EXISTS_IN_REPOSITORY
 
 
-def _refuse_another_release(tree: SafeTree, release: StoredRelease) -> None:
-    """Writing a release over one that differs would rewrite history Argo CD may have
-    deployed; the same files again (a re-apply after a crash) are fine."""
+def release_trailer(release: StoredRelease) -> str:
+    """The ``Release-Id`` trailer of a release's commit: names the store row, so recovery
+    finds a release on the remote however later commits changed the files around it."""
+    name = f"kuberpult-lite:{release.application}:{release.version}:{release.created_at}"
+    return f"Release-Id: {uuid.uuid5(uuid.NAMESPACE_URL, f'{name}:{release.id}')}"
+
+
+def release_files_match(tree: SafeTree, release: StoredRelease) -> bool:
+    """Whether the tree holds exactly this release's manifests under its number."""
     directory = (*releases_dir(release.application), str(release.version))
     written = set(tree.list((*directory, "environments")))
-    same = written == set(release.manifests) and all(
+    return written == set(release.manifests) and all(
         tree.read((*directory, "environments", env, "manifests.yaml")) == content
         for env, content in release.manifests.items()
     )
-    if not same:
+
+
+def _refuse_another_release(tree: SafeTree, release: StoredRelease) -> None:
+    """Writing a release over one that differs would rewrite history Argo CD may have
+    deployed; the same files again (a re-apply after a crash) are fine."""
+    if not release_files_match(tree, release):
         raise ReleaseExistsInRepository(
             f"version {release.version} of {release.application!r} already exists in the "
             "manifest repository with other manifests (written by someone else); it is not "

@@ -133,6 +133,25 @@ class ManifestRepo:
             self._head = result.stdout.strip()
         return self._head or None
 
+    def recent_trailers(self, key: str, count: int) -> dict[str, str]:
+        """``key`` trailer value -> commit, over the newest ``count`` commits of the branch."""
+        separator = "\x1e"
+        result = self.git.run(
+            [
+                "log",
+                f"-n{count}",
+                f"--format=%H %(trailers:key={key},valueonly,separator=%x1f){separator}",
+            ],
+            check=False,
+        )
+        found: dict[str, str] = {}
+        for record in result.stdout.split(separator):
+            sha, _, values = record.strip().partition(" ")
+            for value in values.split("\x1f"):
+                if value.strip():
+                    found.setdefault(value.strip(), sha)
+        return found
+
     def last_commit_touching(self, path: str) -> str | None:
         """The newest commit that changed ``path``."""
         result = self.git.run(["log", "-1", "--format=%H", "--", path], check=False)

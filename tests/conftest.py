@@ -141,8 +141,18 @@ class Remote:
         return out.split()[0] if out else ""
 
     def message(self, index: int = 0) -> str:
-        """The full message of the commit ``index`` steps below the head."""
-        return git("log", "-1", "--format=%B", f"{self.branch}~{index}", cwd=self.path).strip()
+        """The message of the commit ``index`` steps below the head, as Kuberpult writes it
+        (without our ``Release-Id`` trailer; ``trailers()`` has it)."""
+        full = git("log", "-1", "--format=%B", f"{self.branch}~{index}", cwd=self.path)
+        lines = [line for line in full.splitlines() if not line.startswith("Release-Id: ")]
+        return "\n".join(lines).strip()
+
+    def release_ids(self) -> list[str]:
+        """Every Release-Id trailer on the branch, newest first (one per release commit)."""
+        out = git(
+            "log", "--format=%(trailers:key=Release-Id,valueonly)", self.branch, cwd=self.path
+        )
+        return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def make_bare_remote(path: Path, branch: str = "main") -> Remote:

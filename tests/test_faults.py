@@ -156,3 +156,41 @@ def test_a_full_queue_is_503_and_stores_nothing(
         requests.get(f"{server.url}/api/applications/{app}/releases/1", timeout=5).status_code
         == 404
     )
+
+
+def test_a_batch_killed_after_its_push_is_not_committed_again(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    # Two releases of one application in one batch: the second changes the team file the
+    # first wrote, so re-applying the first after the crash would not be "no change".
+    # The Release-Id trailers tell recovery both are on the remote already.
+    server = start_server(
+        bare_remote,
+        workers=1,
+        KUBERPULT_TEST_FAULT="after-push",
+        KUBERPULT_GIT_PUSH_TIMEOUT="2",
+    )
+    hidden = tmp_path / "hidden.git"
+    bare_remote.path.rename(hidden)
+    app = unique_app()
+    for version, team in (("1", "alpha"), ("2", "beta")):
+        pending = server.release(app, fields={"version": version, "team": team})
+        assert pending.status_code == 503, pending.text
+    hidden.rename(bare_remote.path)
+    # The recovery thread pushes both in one batch and dies; the next worker recovers.
+    assert wait_for(lambda: (server.data_dir / "fault-fired-after-push").exists())
+    assert wait_for(
+        lambda: all(
+            requests.get(f"{server.url}/api/applications/{app}/releases/{v}", timeout=5).json()[
+                "state"
+            ]
+            == "pushed"
+            for v in (1, 2)
+        )
+    )
+    assert release_commits(bare_remote, app) == [
+        f'created version 2 of "{app}"',
+        f'created version 1 of "{app}"',
+    ]
+    ids = bare_remote.release_ids()
+    assert len(ids) == len(set(ids))
