@@ -55,8 +55,9 @@ def request_headers() -> dict[str, str]:
 
 def _create_release(family: Access) -> Response:
     _require_multipart()
-    values = [(name, value) for name, items in request.form.lists() for value in items]
-    files = [(name, storage.read()) for name, items in request.files.lists() for storage in items]
+    from server.multipart import raw_parts  # text parts as bytes: one UTF-8 rule for all parts
+
+    values, files = raw_parts(request)
     release_request = form.parse_release(values, files, request_headers(), check_yaml=False)
     store, auth, principal = get_store(), get_auth(), current_principal()
     # Credentials, permissions, and the git author from a verified token's claims; before the
@@ -219,10 +220,29 @@ def prometheus_metrics() -> Response:
 @bp.get("/readyz")
 @access(Access.PUBLIC)
 def readyz() -> Response:
-    """200 when SQLite answers and the last push reached the remote; 503 with the reason."""
-    store = get_store()
+    """200 when SQLite answers, the remote has answered since the server started (a fetch at
+    start-up, or a later check) and the last push reached it; 503 with the reason."""
+    import time
+
+    from server.git import REMOTE_VIEW
+    from server.git import REPROBE_SECONDS
+    from server.git import probe_remote
+    from server.git import remote_view
+
+    store, config = get_store(), get_config()
+    remote, _ = store.view(REMOTE_VIEW)
+    last_check = float(remote.get("checked_unix") or 0)
+    if not remote.get("ok") and time.time() - last_check >= REPROBE_SECONDS:
+        # Not answered yet: ask again, but not more often than every few seconds, whoever asks
+        # (the claim keeps other threads and workers from asking at the same time).
+        store.save_view(REMOTE_VIEW, {**remote, "checked_unix": time.time()})
+        remote = remote_view(probe_remote(config, min(config.git_push_timeout, REPROBE_SECONDS)))
+        store.save_view(REMOTE_VIEW, remote)
     export, _ = store.view("export")
     body = {"pending_releases": store.count_pending(), "last_export": export or None}
+    if not remote.get("ok"):
+        reason = redact(str(remote.get("error") or "not asked yet"))
+        raise Unavailable(f"the manifest repository has not answered yet: {reason}")
     if export and not export.get("ok"):
         reason = redact(str(export["error"]))
         raise Unavailable(f"the last push to the manifest repository failed: {reason}")

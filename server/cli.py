@@ -53,6 +53,29 @@ def _prepare_database(config: Config) -> None:
         store.close()
 
 
+def _remote_at_start(config: Config) -> str:
+    """Whether the remote answers (``git ls-remote``), for the start-up line. What it finds is
+    also where /readyz starts from: a view left by an earlier run must not make this one ready.
+    """
+    from server.git import REMOTE_VIEW
+    from server.git import probe_remote
+    from server.git import remote_view
+    from server.store import Store
+
+    if config.embedded_remote and not (config.data_dir / "manifests.git" / "HEAD").exists():
+        error: str | None = "the embedded remote is created when the first worker starts"
+        said = "embedded remote, created on first start"
+    else:
+        error = probe_remote(config, min(config.git_push_timeout, 10.0))
+        said = "remote reachable" if error is None else f"remote NOT reachable: {redact(error)}"
+    store = Store.for_config(config)
+    try:
+        store.save_view(REMOTE_VIEW, remote_view(error))
+    finally:
+        store.close()
+    return said
+
+
 def _child_exit(_server: object, worker: Any) -> None:
     from server import metrics
 
@@ -158,7 +181,8 @@ def serve(argv: list[str]) -> int:
     _prepare_database(config)
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
-        f"manifest repository {config.git_url_for_display} (branch {config.git_branch})\n"
+        f"manifest repository {config.git_url_for_display} (branch {config.git_branch}): "
+        f"{_remote_at_start(config)}\n"
         f"kuberpult-server: authentication: {access.summary(config)}",
         file=sys.stderr,
     )

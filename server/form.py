@@ -46,7 +46,7 @@ _IGNORED = {"source_repo_url"}  # deprecated in Kuberpult, only logged there
 
 
 def parse_release(
-    values: Iterable[tuple[str, str]],
+    values: Iterable[tuple[str, str | bytes]],
     files: Iterable[tuple[str, bytes]],
     headers: Mapping[str, str],
     *,
@@ -55,6 +55,7 @@ def parse_release(
     """Validate the parts of a release request.
 
     ``values`` are the text parts, ``files`` the parts with a filename; both may repeat a name.
+    A text part given as bytes (as the HTTP layer reads it) must be UTF-8, like a file part.
     ``check_yaml=False`` leaves the costly YAML check to ``check_manifests``, for callers that
     authenticate the request first (an unauthenticated body must not cost seconds of CPU).
     :raises ValidationError: naming the first field that breaks a rule.
@@ -63,7 +64,7 @@ def parse_release(
     for name, _ in (*values, *files):
         if not name:
             raise ValidationError("multipart", "every multipart part needs a non-empty name")
-    grouped_values: dict[str, list[str]] = {}
+    grouped_values: dict[str, list[str | bytes]] = {}
     for name, value in values:
         grouped_values.setdefault(name, []).append(value)
     grouped_files: dict[str, list[bytes]] = {}
@@ -73,7 +74,7 @@ def parse_release(
     # silently ignored it and then complained that no manifest was given.
     for name in list(grouped_values):
         if _FILE_KEY.fullmatch(name):
-            grouped_files.setdefault(name, []).extend(v.encode() for v in grouped_values.pop(name))
+            grouped_files.setdefault(name, []).extend(_raw(v) for v in grouped_values.pop(name))
 
     application = _single(grouped_values, "application", required=True)
     assert application is not None  # noqa: S101 - required=True guarantees it
@@ -107,18 +108,29 @@ def parse_release(
     )
 
 
-def _single(grouped: dict[str, list[str]], name: str, *, required: bool = False) -> str | None:
+def _single(
+    grouped: dict[str, list[str | bytes]], name: str, *, required: bool = False
+) -> str | None:
     found = grouped.pop(name, [])
     if len(found) > 1 or (required and not found):
         raise ValidationError(
             name, f"Exactly one {name!r} parameter should be provided, {len(found)} are given"
         )
-    if not found:
-        return None
-    value = found[0]
-    if "\ufffd" in value:
-        raise ValidationError(name, f"{name} is not valid UTF-8")
-    return value
+    return _text(name, found[0]) if found else None
+
+
+def _text(name: str, value: str | bytes) -> str:
+    """A text part's value; raw bytes must be UTF-8 (the rule file parts follow)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(name, f"{name} is not valid UTF-8") from None
+
+
+def _raw(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
 
 
 def check_manifests(request: ReleaseRequest) -> None:
@@ -167,13 +179,15 @@ def _file_parts(
     return found, signatures
 
 
-def _check_unsupported(grouped: dict[str, list[str]]) -> None:
+def _check_unsupported(grouped: dict[str, list[str | bytes]]) -> None:
     for name in sorted(grouped):
         if name in _IGNORED:
             continue
         if name in _UNSUPPORTED:
             harmless = _UNSUPPORTED[name]
-            if harmless is not None and all(v.strip().lower() == harmless for v in grouped[name]):
+            if harmless is not None and all(
+                _text(name, v).strip().lower() == harmless for v in grouped[name]
+            ):
                 continue
             raise ValidationError(name, f"{name!r} is not supported by this server")
         raise ValidationError(name, f"unknown parameter {name!r}")

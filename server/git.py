@@ -6,11 +6,16 @@ are built from validated names and come after ``--``; commit messages go on stdi
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import time
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
+from server.config import Config
 from server.config import redact
 
 LOCAL_TIMEOUT = 120.0
@@ -28,6 +34,78 @@ _BOILERPLATE = {
     "Please make sure you have the correct access rights",
     "and the repository exists.",
 }
+
+
+# git runs under this shell, which leads a session (and process group) of its own, so that a
+# timeout can kill the whole group: git and what it starts (ssh, remote helpers, pack-objects,
+# the hooks of a local remote). The shell also makes the group die with the server: it gets
+# SIGTERM when the thread that started it dies (the parent-death signal, set by setpriv or by
+# _die_with_parent) and then kills its whole group. The signal on git itself would not do: git's
+# children do not inherit it, and a killed git would leave them running, reparented to init,
+# still writing to the clone or the remote while the next worker holds the repository lock.
+#
+# "$1" is the pid of the process that started the shell: if it died before the signal was set,
+# the shell's parent is someone else already and git is not started. A background command
+# reads /dev/null, so fd 3 hands it our stdin. The shell exits with git's status.
+#
+# The signal comes when the *thread* that started the shell ends, not the process. That is
+# early only if the thread ends while git runs, which it cannot: ``Git.run`` waits for git in
+# the thread that started it. (Request threads and the recovery thread live as long as their
+# worker anyway.)
+_SUPERVISOR = (
+    'trap "kill -KILL 0" TERM; [ "$PPID" = "$1" ] || exit 125; shift; '
+    'exec 3<&0; "$@" <&3 3<&- & wait $!'
+)
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv if it can set the parent-death signal (busybox's cannot)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        probe = subprocess.run(
+            [path, "--pdeathsig", "TERM", "--", "true"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if probe.returncode == 0 else None
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """glibc's prctl(2), or None off Linux."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent() -> None:
+    """In the child, between fork and exec: SIGTERM when the parent thread dies. Only for
+    systems without setpriv: a ``preexec_fn`` makes subprocess fork the whole worker instead
+    of vfork, which costs milliseconds per git command in a large process."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM), ctypes.c_ulong(0))
+
+
+def _supervised(command: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``command`` under the supervising shell, and the ``preexec_fn`` it needs (if any)."""
+    parent = str(os.getpid())
+    setpriv = _setpriv()
+    if setpriv is not None:
+        wrapper = [setpriv, "--pdeathsig", "TERM", "--"]
+        return [*wrapper, "/bin/sh", "-c", _SUPERVISOR, "sh", parent, *command], None
+    if _prctl() is not None:
+        return ["/bin/sh", "-c", _SUPERVISOR, "sh", parent, *command], _die_with_parent
+    return command, None  # not Linux: the group is still killed on a timeout
 
 
 class GitError(Exception):
@@ -174,9 +252,7 @@ class Git:
         check: bool = True,
     ) -> Result:
         """Run ``git <args>``; raise ``GitError`` on a non-zero exit when ``check``."""
-        command = ["git", *self.config_args, *args]
-        # A new session so a timeout kills git's children too (ssh, remote helpers); killing
-        # only git would leave them holding the pipes open.
+        command, preexec = _supervised(["git", *self.config_args, *args])
         data: bytes | None = None
         source: int | BinaryIO = subprocess.DEVNULL
         if isinstance(stdin, str):
@@ -192,7 +268,10 @@ class Git:
             stdin=source,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            # A new session so a timeout kills git's children too (ssh, remote helpers);
+            # killing only git would leave them holding the pipes open. See _SUPERVISOR.
             start_new_session=True,
+            preexec_fn=preexec,  # only without setpriv: see _die_with_parent
         )
         try:
             out, err = process.communicate(data, timeout=max(timeout, 0.1))
@@ -223,3 +302,53 @@ def summarize(text: str, count: int = 3) -> str:
     lines = [line for line in lines if line not in _BOILERPLATE]
     # Never repeat credentials that a remote URL may carry (https://user:token@host/...).
     return _CREDENTIALS.sub("//***@", redact(" / ".join(lines[-count:]))) or "no output"
+
+
+#: The store view that says whether the remote answered since the server started (/readyz).
+REMOTE_VIEW = "remote"
+#: While the remote has not answered, /readyz asks it again at most this often (seconds).
+REPROBE_SECONDS = 5.0
+
+
+def remote_view(error: str | None) -> dict[str, object]:
+    """What the "remote" view holds after a check: whether the remote answered, else why not."""
+    return {
+        "ok": error is None,
+        "error": error,
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "checked_unix": time.time(),
+    }
+
+
+def probe_remote(config: Config, timeout: float) -> str | None:
+    """Ask the remote for the branch (``git ls-remote``), with the server's credentials and
+    outside any clone: None when it answered (with or without the branch), else why not,
+    without credentials."""
+    home = config.data_dir / "git-home"
+    git = Git(
+        home,
+        home,
+        GitCredentials(
+            url=config.git_url,
+            ssh_key=config.git_ssh_key_path,
+            known_hosts=config.git_known_hosts_path,
+            token_file=config.git_token_file,
+            username=config.git_username,
+        ),
+    )
+    try:
+        result = git.run(
+            ["ls-remote", "--heads", "--", config.git_url, f"refs/heads/{config.git_branch}"],
+            timeout=timeout,
+            # No repository around the data directory lends its configuration (insteadOf,
+            # sshCommand) to the check.
+            env={"GIT_CEILING_DIRECTORIES": str(home.parent)},
+            check=False,
+        )
+    except GitError as error:
+        return str(error)
+    except OSError as error:
+        return f"git ls-remote could not run: {error}"
+    if result.returncode != 0:
+        return f"git ls-remote failed: {summarize(result.stderr or result.stdout)}"
+    return None

@@ -15,7 +15,7 @@ MANIFEST = ("manifests[development]", b"kind: Deployment\n")
 
 
 def parse(
-    values: Sequence[tuple[str, str]] = (),
+    values: Sequence[tuple[str, str | bytes]] = (),
     files: Sequence[tuple[str, bytes]] = (MANIFEST,),
     headers: dict[str, str] | None = None,
 ) -> ReleaseRequest:
@@ -84,9 +84,43 @@ def test_unsupported_features_are_refused_not_ignored(name: str, value: str) -> 
     assert caught.value.field == name
 
 
-def test_replacement_characters_from_bad_utf8_are_refused() -> None:
-    with pytest.raises(ValidationError, match="UTF-8"):
-        parse([("source_message", "broken \ufffd")])
+@pytest.mark.parametrize("name", ["application", "source_message", "team", "revision"])
+def test_a_text_part_that_is_not_utf8_is_refused_naming_it(name: str) -> None:
+    values: list[tuple[str, str | bytes]] = [(name, b"broken \xff\xfe")]
+    if name != "application":
+        values.insert(0, ("application", "my-app"))
+    with pytest.raises(ValidationError) as caught:
+        parse_release(values, [MANIFEST], {})
+    assert caught.value.field == name
+    assert caught.value.message == f"{name} is not valid UTF-8"
+
+
+def test_text_parts_as_bytes_are_decoded_as_utf8() -> None:
+    request = parse_release(
+        [("application", b"my-app"), ("source_message", "Gr\xfc\xdfe".encode())],
+        [MANIFEST],
+        {},
+    )
+    assert (request.application, request.source_message) == ("my-app", "Gr\xfc\xdfe")
+
+
+def test_a_replacement_character_sent_on_purpose_is_kept() -> None:
+    """U+FFFD is a character like any other; only undecodable bytes are refused."""
+    sent = "broken \ufffd on purpose"
+    assert parse([("source_message", sent.encode())]).source_message == sent
+    assert parse([("source_message", sent)]).source_message == sent
+
+
+def test_a_manifest_text_part_that_is_not_utf8_is_refused_like_a_file() -> None:
+    values: list[tuple[str, str | bytes]] = [
+        ("application", b"my-app"),
+        ("manifests[development]", b"a: \xff\xfe"),
+    ]
+    with pytest.raises(ValidationError, match="not valid UTF-8") as caught:
+        parse_release(values, [], {})
+    assert caught.value.field == "manifests[development]"
+    raw = parse_release(values, [], {}, check_yaml=False).manifests
+    assert raw == {"development": b"a: \xff\xfe"}  # kept byte for byte until checked
 
 
 def test_author_headers_must_be_base64_of_one_line() -> None:

@@ -37,6 +37,9 @@ _SIGNATURE_PACKET = 2
 _BINARY_SIGNATURE = 0x00
 _SECRET_KEY_PACKETS = {5, 7}
 _ARMORED_BLOCK = re.compile(rb"-----BEGIN PGP ([A-Z ]+)-----(.*?)-----END PGP \1-----", re.S)
+#: Importing, listing and verifying public keys needs no gpg-agent; one that gpg started would
+#: detach from the server and outlive it.
+_GPG_OPTIONS = ["--no-autostart"]
 
 
 class KeyringError(ValueError):
@@ -155,6 +158,17 @@ def _refuse_secret_keys(keyring: bytes, source: Path) -> None:
         raise refusal
 
 
+def _holds_secret_keys(home: Path) -> bool:
+    """Whether gpg keeps a secret key in ``home``: gpg-agent's key files, or gpg 1's secret
+    keyring. Read from disk: ``gpg --list-secret-keys`` asks a gpg-agent, which it would have to
+    start (and with ``--no-autostart`` it lists nothing)."""
+    keys = home / "private-keys-v1.d"
+    if keys.is_dir() and any(keys.iterdir()):
+        return True
+    secring = home / "secring.gpg"
+    return secring.is_file() and secring.stat().st_size > 0
+
+
 class SignatureVerifier:
     """Verifies armored detached signatures made by keys of one armored public keyring."""
 
@@ -171,7 +185,7 @@ class SignatureVerifier:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (home / "imported").exists():
                 home.mkdir(mode=0o700, exist_ok=True)
-                gpg = gnupg.GPG(gnupghome=str(home))
+                gpg = gnupg.GPG(gnupghome=str(home), options=_GPG_OPTIONS)
                 result = gpg.import_keys(keyring.decode("utf-8", "replace"))
                 if not result.fingerprints:
                     raise KeyringError(
@@ -179,8 +193,8 @@ class SignatureVerifier:
                     )
                 (home / "imported").touch()
         self.home = home
-        self.gpg = gnupg.GPG(gnupghome=str(home))
-        if self.gpg.list_keys(secret=True):
+        self.gpg = gnupg.GPG(gnupghome=str(home), options=_GPG_OPTIONS)
+        if _holds_secret_keys(home):
             raise KeyringError(f"the keyring home {home} holds a secret key; remove it and restart")
         self.scratch = home / "scratch"
         self.scratch.mkdir(mode=0o700, exist_ok=True)
