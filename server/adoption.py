@@ -32,27 +32,33 @@ class FoundRelease:
     texts: dict[str, str]
 
 
-def releases_in_tree(tree: SafeTree, known: set[tuple[str, int]]) -> Iterator[FoundRelease]:
-    """Every well-formed release in ``tree`` whose (application, version) is not ``known``.
-
-    Anything that does not follow the rules (a bad name, a symlink, text that is not UTF-8) is
-    skipped, never adopted half.
-    """
+def release_numbers(tree: SafeTree) -> set[tuple[str, int]]:
+    """(application, version) of every release directory in ``tree`` with valid names."""
+    present: set[tuple[str, int]] = set()
     for application in _listing(tree, ("applications",)):
         if not _valid(rules.application, application):
             continue
         for name in _listing(tree, ("applications", application, "releases")):
-            if not name.isascii() or not name.isdigit() or name.startswith("0"):
-                continue
-            version = int(name)
-            if version > rules.MAX_VERSION or (application, version) in known:
-                continue
-            try:
-                found = _read_release(tree, application, version)
-            except (ApplyError, UnicodeDecodeError):
-                continue
-            if found is not None:
-                yield found
+            if name.isascii() and name.isdigit() and not name.startswith("0"):
+                if int(name) <= rules.MAX_VERSION:
+                    present.add((application, int(name)))
+    return present
+
+
+def releases_in_tree(
+    tree: SafeTree, present: set[tuple[str, int]], known: set[tuple[str, int]]
+) -> Iterator[FoundRelease]:
+    """Every well-formed release of ``present`` (see ``release_numbers``) that is not
+    ``known``. Anything that does not follow the rules (a symlink, text that is not UTF-8) is
+    skipped, never adopted half.
+    """
+    for application, version in sorted(present - known):
+        try:
+            found = _read_release(tree, application, version)
+        except (ApplyError, UnicodeDecodeError):
+            continue
+        if found is not None:
+            yield found
 
 
 def _listing(tree: SafeTree, parts: tuple[str, ...]) -> list[str]:

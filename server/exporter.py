@@ -212,10 +212,16 @@ class Exporter:
         store = Store.for_config(self.config)
         try:
             # Never fails the sync: what cannot be read is skipped (see adoption).
-            found = list(adoption.releases_in_tree(repo.tree, store.release_keys()))
+            present = adoption.release_numbers(repo.tree)
+            found = list(adoption.releases_in_tree(repo.tree, present, store.release_keys()))
             if found:
                 log.info("adopting %d release(s) found in the manifest repository", len(found))
                 store.adopt(found, (self.config.git_author_name, self.config.git_author_email))
+            # And the other way round: pushed releases the tree no longer holds were cleaned
+            # up (by a batch whose push the store did not see, or by someone else).
+            gone = store.pushed_in_repository() - present
+            if gone:
+                store.mark_removed(sorted(gone))
         finally:
             store.close()
 

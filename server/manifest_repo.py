@@ -81,9 +81,11 @@ class ManifestRepo:
         """
         if not (self.path / ".git").is_dir():
             self.git.run(["init", "-q"])
+        # Under the repository lock no git of ours runs: a lock file a killed git left behind
+        # (index, HEAD, a ref) would fail every later command.
+        clear_stale_locks(self.path / ".git", STALE_LOCK_SECONDS)
         remotes = self.git.run(["remote"]).stdout.split()
         self.git.run(["remote", "set-url" if "origin" in remotes else "add", "origin", self.url])
-        (self.path / ".git" / "index.lock").unlink(missing_ok=True)
         tracking = f"refs/remotes/origin/{self.branch}"
         fetched = self.git.run(
             ["fetch", "-q", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
@@ -171,6 +173,12 @@ class ManifestRepo:
         )
         if result.returncode == 0:
             return
+        local = Path(self.url)
+        if local.is_absolute() and local.is_dir() and "File exists" in result.stderr:
+            # A remote on this disk (the embedded default) runs receive-pack in our process
+            # tree: a worker killed mid-push can leave its ref lock. Real git servers clean up
+            # after their own; here nobody else would. Git holds a ref lock for milliseconds.
+            clear_stale_locks(local, REMOTE_STALE_LOCK_SECONDS)
         for line in result.stdout.splitlines():
             if line.startswith("!"):
                 if "[rejected]" in line:
@@ -178,6 +186,28 @@ class ManifestRepo:
                 reason = summarize(line.split("\t")[-1] + "\n" + result.stderr)
                 raise PushRejected(f"the remote rejected the push: {reason}")
         raise GitError(f"git push failed: {summarize(result.stderr)}")
+
+
+#: A lock file in our clone this old is stale (we hold the repository lock; our git is dead).
+STALE_LOCK_SECONDS = 0.0
+#: A ref lock in a local remote this old is stale (git holds one for milliseconds).
+REMOTE_STALE_LOCK_SECONDS = 5.0
+
+
+def clear_stale_locks(git_dir: Path, older_than: float) -> list[Path]:
+    """Remove git's lock files (``index.lock``, ``HEAD.lock``, ``refs/**.lock``,
+    ``packed-refs.lock``, ...) older than ``older_than`` seconds; return what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    candidates = [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
 
 
 class UnsafeIdentity(ValueError):

@@ -112,6 +112,24 @@ class Store:
         rows = self.db.conn.execute("select application, version from releases").fetchall()
         return {(str(app), int(version)) for app, version in rows}
 
+    def pushed_in_repository(self) -> set[tuple[str, int]]:
+        """(application, version) of pushed releases not recorded as cleaned up."""
+        rows = self.db.conn.execute(
+            "select application, version from releases where state = ? and "
+            "removed_from_repo_at is null",
+            [ExportState.PUSHED.value],
+        ).fetchall()
+        return {(str(app), int(version)) for app, version in rows}
+
+    def mark_removed(self, releases: Sequence[tuple[str, int]]) -> None:
+        """Record that these releases are no longer in the repository's tree."""
+        with self.transaction(durable=False):
+            self.db.conn.executemany(
+                "update releases set removed_from_repo_at = ? where application = ? and "
+                "version = ? and removed_from_repo_at is null",
+                [(utc_now(), app, version) for app, version in releases],
+            )
+
     def find_by_client_uuid(self, application: str, client_uuid: str) -> StoredRelease | None:
         """The release of ``application`` a client sent with this ``client-uuid``, if any."""
         rows = self._release_rows("application = ? and client_uuid = ?", [application, client_uuid])
