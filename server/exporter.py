@@ -78,6 +78,8 @@ class Applied:
     commits: list[tuple[int, str]] = field(default_factory=list)
     removed: list[tuple[str, int]] = field(default_factory=list)
     environments_touched: bool = False
+    # A release was refused for what the tree holds; someone may repair it: sync next time.
+    refused_by_tree: bool = False
 
 
 class EditNotPushed(Exception):
@@ -312,6 +314,7 @@ class Exporter:
         started = time.monotonic()
         repo = self._repo()
         clean = repo.take_clean_marker()
+        last_failure = "no attempt finished"
         for _ in range(MAX_REDO):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -334,6 +337,7 @@ class Exporter:
                 # start over from the remote, which also repairs the clone.
                 log.warning("local git failure, syncing and re-applying: %s", error)
                 clean = False
+                last_failure = f"local git failure: {error}"
                 continue
             maybe_die(self.config, "after-git-commit")
             if repo.head() != head_before:
@@ -345,6 +349,7 @@ class Exporter:
                 except NonFastForward:
                     log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
                     clean = False
+                    last_failure = "the remote kept moving"
                     batch = [r for r in batch if store.release_state(r.id) == ExportState.PENDING]
                     continue
                 except PushRejected as error:
@@ -356,11 +361,13 @@ class Exporter:
                 maybe_die(self.config, "after-push")
             store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
             self._push_in_flight.unlink(missing_ok=True)
-            repo.mark_clean()
+            if not applied.refused_by_tree:
+                repo.mark_clean()
             if applied.environments_touched:
                 self._record_environments(repo)
             return None
-        return ExportReport(f"the remote kept moving; gave up after {MAX_REDO} attempts")
+        # Say what happened: "the remote kept moving" only when it did.
+        return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
 
     def _commit_each(
         self,
@@ -409,6 +416,7 @@ class Exporter:
                 flush()
                 repo.discard_uncommitted()
                 store.mark_failed(release.id, error.code, str(error))
+                applied.refused_by_tree = True
                 continue
             if change.paths:
                 try:

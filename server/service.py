@@ -57,10 +57,16 @@ class ReleaseService:
                 existing = self.store.find_by_client_uuid(request.application, request.client_uuid)
             if existing is None and request.version is not None:
                 existing = self.store.find_release(request.application, request.version)
+            if existing is not None and existing.state == ExportState.FAILED:
+                if self._differs(existing, request):
+                    # A failed row never reached the repository: it must not turn a valid,
+                    # different resend of its version into a 409.
+                    self.store.delete_release_rows(existing.id)
+                    existing = None
+                else:
+                    self.store.retry_failed(existing.id)
             if existing is not None:
                 self._compare(existing, request)
-                if existing.state == ExportState.FAILED:
-                    self.store.retry_failed(existing.id)
                 release_id, version = existing.id, existing.version
             else:
                 pending = self.store.count_pending()
@@ -130,6 +136,13 @@ class ReleaseService:
             "requester": request.requester,
             "client_uuid": request.client_uuid,
         }
+
+    def _differs(self, existing: StoredRelease, request: ReleaseRequest) -> bool:
+        try:
+            self._compare(existing, request)
+        except AlreadyExistsDifferent:
+            return True
+        return False
 
     def _compare(self, existing: StoredRelease, request: ReleaseRequest) -> None:
         """Raise ``AlreadyExistsDifferent`` on the first supplied field that differs."""

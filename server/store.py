@@ -381,8 +381,12 @@ class Store:
     def delete_release(self, release_id: int) -> None:
         """Forget a release that was refused (it never reached the repository)."""
         with self.transaction():
-            self.db.conn.execute("delete from release_manifests where release_id = ?", [release_id])
-            self.db.conn.execute("delete from releases where id = ?", [release_id])
+            self.delete_release_rows(release_id)
+
+    def delete_release_rows(self, release_id: int) -> None:
+        """Delete a release's rows (call inside ``transaction()``)."""
+        self.db.conn.execute("delete from release_manifests where release_id = ?", [release_id])
+        self.db.conn.execute("delete from releases where id = ?", [release_id])
 
     def adopt(self, found: list[FoundRelease], author: tuple[str, str]) -> None:
         """Record releases read back from the repository as pushed (they are on it)."""

@@ -61,3 +61,18 @@ def test_a_stored_row_that_cannot_be_committed_does_not_block_the_queue(
     assert "newline" in receipt["error"]
     assert not bare_remote.exists(f"applications/{bad}")
     assert all("commit refs/heads/main" not in line for line in bare_remote.log("%an"))
+
+
+def test_a_failed_release_does_not_block_a_different_resend(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    app = unique_app()
+    bare_remote.plant_symlink(tmp_path, f"applications/{app}/releases")
+    server = start_server(bare_remote)
+    failed = server.release(app, {"development": "a: 1"}, fields={"version": "1"})
+    assert failed.status_code == 409, failed.text
+    bare_remote.push_files(tmp_path, {f"applications/{app}/releases": None})  # repaired
+    fixed = server.release(app, {"development": "a: 2"}, fields={"version": "1"})
+    assert fixed.status_code == 201, fixed.text
+    path = f"applications/{app}/releases/1/environments/development/manifests.yaml"
+    assert bare_remote.read(path) == b"a: 2"
