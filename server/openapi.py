@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NAME = {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$"}
+NAME = {"type": "string", "maxLength": 63, "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$"}
 LOCK_ID = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$"}
 
 ERROR = {
@@ -359,7 +359,7 @@ SPEC: dict[str, Any] = {
         },
         "/readyz": {
             "get": {
-                "summary": "Ready: the last push reached the remote",
+                "summary": "Ready: the remote has answered and the last push reached it",
                 "responses": {
                     "200": _json("Ready", {"type": "object", "required": ["status"]}),
                     **_errors("503"),
@@ -385,3 +385,13 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+# gunicorn itself answers a request line over 4094 bytes (a huge query string) with 414 and
+# an HTML page, before the app sees it; every operation can get it.
+for _operations in SPEC["paths"].values():
+    for _method, _operation in _operations.items():
+        if _method != "parameters":
+            _operation["responses"]["414"] = {
+                "description": "The request line is longer than 4094 bytes (answered by gunicorn)",
+                "content": {"text/html": {"schema": {"type": "string"}}},
+            }
