@@ -1,4 +1,10 @@
-"""The SQLite schema and its migrations, numbered by ``PRAGMA user_version``."""
+"""The SQLite schema and its migrations, numbered by ``PRAGMA user_version``.
+
+Every migration is plain SQL run on the connection inside the caller's ``BEGIN IMMEDIATE``.
+sqlite-utils' table helpers are not used: in 3.x ``Table.create`` commits on its own, ending
+that transaction half way through a migration. The statements are written out as they stood
+when each version shipped (for v1 to v3 what sqlite-utils 4 generated) and never change.
+"""
 
 from __future__ import annotations
 
@@ -23,19 +29,22 @@ def migrate(db: sqlite_utils.Database) -> None:
         _create_v1(db)
     if current < 2:
         # v2: a mirror of the environment configs, for checks made before the repo lock.
-        db.table("environments").create(
-            {
-                "name": str,
-                "upstream_latest": int,
-                "environment_group": str,
-                "updated_at": str,
-            },
-            pk="name",
+        db.conn.execute(
+            'CREATE TABLE "environments" (\n'
+            '   "name" TEXT PRIMARY KEY,\n'
+            '   "upstream_latest" INTEGER,\n'
+            '   "environment_group" TEXT,\n'
+            '   "updated_at" TEXT\n'
+            ")"
         )
     if current < 3:
         # v3: the repository's current state as the read API shows it.
-        db.table("repository_views").create(
-            {"name": str, "json": str, "updated_at": str}, pk="name"
+        db.conn.execute(
+            'CREATE TABLE "repository_views" (\n'
+            '   "name" TEXT PRIMARY KEY,\n'
+            '   "json" TEXT,\n'
+            '   "updated_at" TEXT\n'
+            ")"
         )
     if current < 4:
         # v4: who asked for the release (a Dex user's name, email and groups), so the exporter
@@ -53,43 +62,45 @@ def migrate(db: sqlite_utils.Database) -> None:
 
 def _create_v1(db: sqlite_utils.Database) -> None:
     """Applications, releases and their manifests."""
-    db.table("applications").create(
-        {"name": str, "team": str, "created_at": str},
-        pk="name",
-        not_null={"created_at"},
-    )
-    db.table("releases").create(
-        {
-            "id": int,
-            "application": str,
-            "version": int,
-            **{name: str for name in RELEASE_TEXT_FIELDS},
-            "author_name": str,
-            "author_email": str,
-            "created_at": str,
-            "state": str,
-            "error": str,
-            "error_code": str,
-            "commit_sha": str,
-            "pushed_at": str,
-            "removed_from_repo_at": str,
-        },
-        pk="id",
-        not_null={
-            "application",
-            "version",
-            "author_name",
-            "author_email",
-            "created_at",
-            "state",
-        },
-        foreign_keys=[("application", "applications", "name")],
-    )
-    db.table("releases").create_index(["application", "version"], unique=True)
-    db.table("releases").create_index(["state", "id"])
-    db.table("release_manifests").create(
-        {"release_id": int, "environment": str, "content": bytes},
-        pk=("release_id", "environment"),
-        not_null={"content"},
-        foreign_keys=[("release_id", "releases", "id")],
-    )
+    for statement in _V1:
+        db.conn.execute(statement)
+
+
+_V1 = (
+    'CREATE TABLE "applications" (\n'
+    '   "name" TEXT PRIMARY KEY,\n'
+    '   "team" TEXT,\n'
+    '   "created_at" TEXT NOT NULL\n'
+    ")",
+    'CREATE TABLE "releases" (\n'
+    '   "id" INTEGER PRIMARY KEY,\n'
+    '   "application" TEXT NOT NULL REFERENCES "applications"("name"),\n'
+    '   "version" INTEGER NOT NULL,\n'
+    # the RELEASE_TEXT_FIELDS of v1
+    '   "source_commit_id" TEXT,\n'
+    '   "previous_commit_id" TEXT,\n'
+    '   "source_author" TEXT,\n'
+    '   "source_message" TEXT,\n'
+    '   "display_version" TEXT,\n'
+    '   "team" TEXT,\n'
+    '   "ci_link" TEXT,\n'
+    '   "author_name" TEXT NOT NULL,\n'
+    '   "author_email" TEXT NOT NULL,\n'
+    '   "created_at" TEXT NOT NULL,\n'
+    '   "state" TEXT NOT NULL,\n'
+    '   "error" TEXT,\n'
+    '   "error_code" TEXT,\n'
+    '   "commit_sha" TEXT,\n'
+    '   "pushed_at" TEXT,\n'
+    '   "removed_from_repo_at" TEXT\n'
+    ")",
+    'CREATE UNIQUE INDEX "idx_releases_application_version"\n'
+    '    ON "releases" ("application", "version")',
+    'CREATE INDEX "idx_releases_state_id"\n    ON "releases" ("state", "id")',
+    'CREATE TABLE "release_manifests" (\n'
+    '   "release_id" INTEGER REFERENCES "releases"("id"),\n'
+    '   "environment" TEXT,\n'
+    '   "content" BLOB NOT NULL,\n'
+    '   PRIMARY KEY ("release_id", "environment")\n'
+    ")",
+)

@@ -373,9 +373,10 @@ class Store:
     def mark_failed(self, release_id: int, code: str, error: str) -> None:
         """Take a release out of the export queue because it cannot be written."""
         with self.transaction():
-            self.db.table("releases").update(
-                release_id,
-                {"state": ExportState.FAILED.value, "error": error, "error_code": code},
+            # Plain SQL: sqlite-utils 3.x's Table.update commits the open transaction.
+            self.db.conn.execute(
+                "update releases set state = ?, error = ?, error_code = ? where id = ?",
+                [ExportState.FAILED.value, error, code, release_id],
             )
 
     def delete_release(self, release_id: int) -> None:
@@ -416,7 +417,9 @@ class Store:
 
     def retry_failed(self, release_id: int) -> None:
         """Put a failed release back in the queue (its request came again)."""
-        self.db.table("releases").update(release_id, {"state": ExportState.PENDING.value})
+        self.db.conn.execute(
+            "update releases set state = ? where id = ?", [ExportState.PENDING.value, release_id]
+        )
 
 
 def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import git as gitpython
 import pytest
 import requests
 
@@ -87,9 +88,18 @@ class Remote:
         return bool(out.strip())
 
     def files(self) -> list[str]:
-        """Every file path at the branch head."""
-        out = git("ls-tree", "-r", "--name-only", self.branch, cwd=self.path, check=False)
-        return out.split()
+        """Every file path at the branch head (read with GitPython: an independent reader of
+        what the server pushed); none when the branch does not exist."""
+        repo = gitpython.Repo(self.path)
+        try:
+            tree = repo.commit(self.branch).tree
+        except (gitpython.BadName, ValueError):
+            return []
+        finally:
+            repo.close()
+        return sorted(
+            str(item.path) for item in tree.traverse() if isinstance(item, gitpython.Blob)
+        )
 
     def log(self, fmt: str = "%s") -> list[str]:
         """One formatted line per commit, newest first."""
