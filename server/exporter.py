@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _ENVIRONMENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
+# Seconds a push always gets, even past the request's deadline.
+PUSH_MINIMUM = 5.0
 # How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
 RECENT_COMMITS = 500
 _LOCK_POLL = 0.005
@@ -345,7 +347,11 @@ class Exporter:
                 # the store knowing: the next batch then looks for their trailers.
                 self._push_in_flight.touch()
                 try:
-                    repo.push(min(deadline - time.monotonic(), self.config.git_push_timeout))
+                    # Never a push with a fraction of a second left: killed half way, it only
+                    # forces a full resync. It may run past the request's budget instead.
+                    floor = min(PUSH_MINIMUM, self.config.git_push_timeout)
+                    left = min(deadline - time.monotonic(), self.config.git_push_timeout)
+                    repo.push(max(floor, left))
                 except NonFastForward:
                     log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
                     clean = False

@@ -90,16 +90,17 @@ class Remote:
     def files(self) -> list[str]:
         """Every file path at the branch head (read with GitPython: an independent reader of
         what the server pushed); none when the branch does not exist."""
+        if self.head() is None:
+            return []
         repo = gitpython.Repo(self.path)
         try:
-            tree = repo.commit(self.branch).tree
-        except (gitpython.BadName, ValueError):
-            return []
+            found = []
+            for item in repo.commit(self.branch).tree.traverse():
+                if not isinstance(item, tuple) and item.type == "blob":
+                    found.append(str(item.path))
         finally:
             repo.close()
-        return sorted(
-            str(item.path) for item in tree.traverse() if isinstance(item, gitpython.Blob)
-        )
+        return sorted(found)
 
     def log(self, fmt: str = "%s") -> list[str]:
         """One formatted line per commit, newest first."""
