@@ -9,6 +9,7 @@ and a release is never overwritten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -98,9 +99,9 @@ def _read_release(tree: SafeTree, application: str, version: int) -> FoundReleas
     )
 
 
-def _valid(rule: object, name: str) -> bool:
+def _valid(rule: Callable[[str], str], name: str) -> bool:
     try:
-        rule(name)  # type: ignore[operator]
+        rule(name)
     except ValidationError:
         return False
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint
@@ -18,8 +19,13 @@ from server.errors import BadRequest
 from server.errors import NotFound
 from server.errors import Unavailable
 from server.errors import ValidationError
+from server.git import REMOTE_VIEW
+from server.git import REPROBE_SECONDS
+from server.git import probe_remote
+from server.git import remote_view
 from server.models import ReleaseResult
 from server.models import StoredRelease
+from server.multipart import raw_parts
 from server.openapi import SPEC
 from server.rules import MAX_VERSION
 from server.schema import RELEASE_TEXT_FIELDS
@@ -55,9 +61,7 @@ def request_headers() -> dict[str, str]:
 
 def _create_release(family: Access) -> Response:
     _require_multipart()
-    from server.multipart import raw_parts  # text parts as bytes: one UTF-8 rule for all parts
-
-    values, files = raw_parts(request)
+    values, files = raw_parts(request)  # text parts as bytes: one UTF-8 rule for all parts
     release_request = form.parse_release(values, files, request_headers(), check_yaml=False)
     store, auth, principal = get_store(), get_auth(), current_principal()
     # Credentials, permissions, and the git author from a verified token's claims; before the
@@ -222,13 +226,6 @@ def prometheus_metrics() -> Response:
 def readyz() -> Response:
     """200 when SQLite answers, the remote has answered since the server started (a fetch at
     start-up, or a later check) and the last push reached it; 503 with the reason."""
-    import time
-
-    from server.git import REMOTE_VIEW
-    from server.git import REPROBE_SECONDS
-    from server.git import probe_remote
-    from server.git import remote_view
-
     store, config = get_store(), get_config()
     remote, _ = store.view(REMOTE_VIEW)
     last_check = float(remote.get("checked_unix") or 0)

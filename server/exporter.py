@@ -26,11 +26,13 @@ from server.config import Config
 from server.environments import read_config
 from server.errors import Forbidden
 from server.faults import maybe_die
+from server.git import REMOTE_VIEW
 from server.git import Git
 from server.git import GitCredentials
 from server.git import GitError
 from server.git import NonFastForward
 from server.git import PushRejected
+from server.git import remote_view
 from server.layout import Change
 from server.manifest_repo import ManifestRepo
 from server.manifest_repo import UnsafeIdentity
@@ -180,9 +182,6 @@ class Exporter:
                 log.warning("manifest repository not ready at startup: %s", error)
                 if unanswered is not None:
                     unanswered = str(error)
-            from server.git import REMOTE_VIEW
-            from server.git import remote_view
-
             store = Store.for_config(self.config)
             try:
                 store.save_view(REMOTE_VIEW, remote_view(unanswered))

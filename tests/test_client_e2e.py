@@ -23,12 +23,14 @@ def manifest(tmp_path: Path) -> Path:
     return path
 
 
-def release_args(server: Server, app: str, manifest: Path, *extra: str) -> list[str]:
+def release_args(
+    server: Server, app: str, manifest: Path, *extra: str, retries: int = 1
+) -> list[str]:
     return [
         "--url",
         server.url,
         "--retries",
-        "1",
+        str(retries),
         "release",
         "--application",
         app,

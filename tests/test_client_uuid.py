@@ -11,6 +11,7 @@ import requests
 from tests.conftest import Remote
 from tests.conftest import Server
 from tests.conftest import unique_app
+from tests.test_client_e2e import release_args
 from tests.test_client_http import run_client
 from tests.test_remote import wait_for
 
@@ -79,20 +80,7 @@ def test_client_retries_without_a_version_store_one_release(
     manifest = tmp_path / "dev.yaml"
     manifest.write_text("kind: Deployment\n")
     app = unique_app()
-    result = run_client(
-        "--url",
-        server.url,
-        "--retries",
-        "3",
-        "release",
-        "--application",
-        app,
-        "--environment",
-        "development",
-        "--manifest",
-        str(manifest),
-        "--skip_signatures",
-    )
+    result = run_client(*release_args(server, app, manifest, "--skip_signatures", retries=3))
     assert result.returncode != 0
     assert versions(server, app) == [1]
     hidden.rename(bare_remote.path)

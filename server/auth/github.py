@@ -115,7 +115,7 @@ def parse_github_policy(text: str, source: str) -> GitHubPolicy:
         pins = ("ref", "environment", "repository_id", "repository_owner_id")
         for key in pins:
             if raw.get(key) is not None and not isinstance(raw[key], str | int):
-                raise PolicyError(f'{where}: "{key}" must be a string')
+                raise PolicyError(f'{where}: "{key}" must be a string (the ids may be numbers)')
         unknown = set(raw) - {"repository", "applications", "environments", *pins}
         if unknown:
             raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
