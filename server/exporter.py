@@ -82,8 +82,9 @@ class Applied:
     commits: list[tuple[int, str]] = field(default_factory=list)
     removed: list[tuple[str, int]] = field(default_factory=list)
     environments_touched: bool = False
-    # A release was refused for what the tree holds; someone may repair it: sync next time.
-    refused_by_tree: bool = False
+    # Releases refused, as (release id, error code, message): recorded only once the tree
+    # they were judged on is known to be the remote's.
+    refusals: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 class EditNotPushed(Exception):
@@ -332,7 +333,7 @@ class Exporter:
                 # some of these releases: their commits carry the Release-Id trailer.
                 unsure = not clean or self._push_in_flight.exists()
                 pushed = repo.recent_trailers("Release-Id", RECENT_COMMITS) if unsure else {}
-                applied = self._commit_each(store, repo, batch, pushed)
+                applied = self._commit_each(repo, batch, pushed)
             except (GitError, OSError) as error:
                 # A local failure (a stale index.lock, a tree a killed git left dirty):
                 # start over from the remote, which also repairs the clone.
@@ -340,6 +341,14 @@ class Exporter:
                 clean = False
                 last_failure = f"local git failure: {error}"
                 continue
+            if applied.refusals and clean:
+                # Judged on a clone that was not fetched for this batch: the remote may have
+                # been repaired since (another worker marked the clone clean before that).
+                # A refusal is only final on a fresh tree.
+                clean = False
+                continue
+            for release_id, code, message in applied.refusals:
+                store.mark_failed(release_id, code, message)
             maybe_die(self.config, "after-git-commit")
             if repo.head() != head_before:
                 # Until the store records the push, the remote may hold these commits without
@@ -366,7 +375,9 @@ class Exporter:
                 maybe_die(self.config, "after-push")
             store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
             self._push_in_flight.unlink(missing_ok=True)
-            if not applied.refused_by_tree:
+            if not applied.refusals:
+                # After a refusal the clone stays unmarked: someone may repair what the
+                # tree holds, and the next batch should see it.
                 repo.mark_clean()
             if applied.environments_touched:
                 self._record_environments(repo)
@@ -376,15 +387,15 @@ class Exporter:
 
     def _commit_each(
         self,
-        store: Store,
         repo: ManifestRepo,
         batch: list[StoredRelease],
         pushed: dict[str, str] | None = None,
     ) -> Applied:
         """One commit per release (messages as Kuberpult's), all made by one fast-import.
 
-        A release that cannot be applied is marked failed with its own error and does not sink
-        the batch: what came before it is committed, and the tree is reset past its writes.
+        A release that cannot be applied is listed in ``refusals`` with its own error and does
+        not sink the batch: what came before it is committed, and the tree is reset past its
+        writes.
         """
         applied = Applied()
         commits, removed = applied.commits, applied.removed
@@ -410,18 +421,17 @@ class Exporter:
                 try:
                     self.release_guard(release, repo.tree)
                 except Forbidden as refusal:
-                    store.mark_failed(release.id, refusal.code, refusal.message)
+                    applied.refusals.append((release.id, refusal.code, refusal.message))
                     continue
                 except ApplyError as error:
-                    store.mark_failed(release.id, error.code, str(error))
+                    applied.refusals.append((release.id, error.code, str(error)))
                     continue
             try:
                 change = layout.apply_release(repo.tree, release, self.layout_settings)
             except ApplyError as error:
                 flush()
                 repo.discard_uncommitted()
-                store.mark_failed(release.id, error.code, str(error))
-                applied.refused_by_tree = True
+                applied.refusals.append((release.id, error.code, str(error)))
                 continue
             if change.paths:
                 try:
@@ -435,7 +445,7 @@ class Exporter:
                     # not sink the batch.
                     flush()
                     repo.discard_uncommitted()
-                    store.mark_failed(release.id, "invalid_author", str(error))
+                    applied.refusals.append((release.id, "invalid_author", str(error)))
                     continue
                 waiting.append(release.id)
             removed += [(release.application, v) for v in change.removed_versions]
@@ -472,9 +482,17 @@ class Exporter:
                         change = edit(repo.tree)
                     except ApplyError:
                         repo.discard_uncommitted()
+                        if clean:
+                            # Judged on a clone not fetched for this edit: the remote may
+                            # hold what the edit needs (an environment someone just pushed).
+                            clean = False
+                            continue
                         repo.mark_clean()
                         raise
                     if not change.paths:
+                        if clean:
+                            clean = False  # "already so" is only final on a fresh tree
+                            continue
                         repo.mark_clean()
                         return None
                     stream = repo.commits(committer)

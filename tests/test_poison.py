@@ -76,3 +76,38 @@ def test_a_failed_release_does_not_block_a_different_resend(
     assert fixed.status_code == 201, fixed.text
     path = f"applications/{app}/releases/1/environments/development/manifests.yaml"
     assert bare_remote.read(path) == b"a: 2"
+
+
+def test_a_refusal_is_decided_on_the_remotes_tree_not_a_stale_clone(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    # The clone is marked clean by any finished edit; a repair pushed after that must still
+    # be seen by the next release (CI once caught a second worker's start-up doing this).
+    app = unique_app()
+    bare_remote.plant_symlink(tmp_path, f"applications/{app}/releases")
+    bare_remote.push_files(
+        tmp_path, {"environments/development/config.json": '{"upstream": {"latest": true}}'}
+    )
+    server = start_server(bare_remote, workers=1)
+    assert server.release(app, fields={"version": "1"}).status_code == 409
+    lock = requests.put(
+        f"{server.url}/environments/development/locks/hold", json={"message": "x"}, timeout=30
+    )
+    assert lock.status_code == 201, lock.text  # synced the clone and marked it clean
+    bare_remote.push_files(tmp_path, {f"applications/{app}/releases": None})  # repaired
+    fixed = server.release(app, {"development": "a: 2"}, fields={"version": "1"})
+    assert fixed.status_code == 201, fixed.text
+    assert bare_remote.exists(f"applications/{app}/releases/1")
+
+
+def test_an_environment_someone_just_pushed_can_be_locked(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    bare_remote.push_files(tmp_path, {"environments/development/config.json": "{}"})
+    server = start_server(bare_remote, workers=1)  # its clone is marked clean at start
+    bare_remote.push_files(tmp_path, {"environments/qa/config.json": "{}"})
+    lock = requests.put(
+        f"{server.url}/environments/qa/locks/hold", json={"message": "x"}, timeout=30
+    )
+    assert lock.status_code == 201, lock.text
+    assert bare_remote.read("environments/qa/locks/hold/message") == b"x"
