@@ -7,6 +7,8 @@ ratio against that baseline.
 
     .venv/bin/python -m benchmarks.run            # all of P1-P5
     .venv/bin/python -m benchmarks.run P2 P3      # some of them
+
+Over 250 lines: five benchmarks and the naive baseline they are measured against, in one run.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.conftest import GIT_ENV
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import git
-from tests.conftest import make_bare_remote
+from testkit.remote import GIT_ENV
+from testkit.remote import Remote
+from testkit.remote import git
+from testkit.remote import make_bare_remote
+from testkit.server import Server
 
 ENVIRONMENTS = ("development", "staging", "production")
 

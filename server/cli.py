@@ -1,4 +1,8 @@
-"""``kuberpult-server``: start the release server under gunicorn."""
+"""``kuberpult-server``: start the release server under gunicorn.
+
+Over 250 lines: two subcommands' arguments, the start-up checks and gunicorn's wiring; each part is
+short and they share the configuration handling.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import parse_address
 
-from server import logs
 from server.auth import access
 from server.auth.gate import Auth
 from server.config import Config
 from server.config import ConfigError
 from server.config import redact
+from server.http import logs
 
 
 class _GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -35,7 +39,7 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        from server.app import create_app
+        from server.http.app import create_app
 
         logs.configure()  # in the worker, after gunicorn set up its own loggers
         _return_big_buffers_to_the_system()
@@ -57,9 +61,9 @@ def _remote_at_start(config: Config) -> str:
     """Whether the remote answers (``git ls-remote``), for the start-up line. What it finds is
     also where /readyz starts from: a view left by an earlier run must not make this one ready.
     """
-    from server.git import REMOTE_VIEW
-    from server.git import probe_remote
-    from server.git import remote_view
+    from server.repo.reachability import REMOTE_VIEW
+    from server.repo.reachability import probe_remote
+    from server.repo.reachability import remote_view
     from server.store import Store
 
     if config.embedded_remote and not (config.data_dir / "manifests.git" / "HEAD").exists():
@@ -128,16 +132,18 @@ def create_environment(argv: list[str]) -> int:
     config = _config()
     if config is None:
         return 2
-    from server.edits import RepositoryEdits
     from server.errors import KuberpultError
-    from server.exporter import Exporter
+    from server.release.edits import RepositoryEdits
+    from server.repo.exporter import Exporter
+    from server.store import Store
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     _prepare_database(config)
     exporter = Exporter(config)
-    exporter.prepare()
+    store = Store.for_config(config)
     try:
-        sha = RepositoryEdits(config, exporter).create_environment(
+        exporter.prepare(store)
+        sha = RepositoryEdits(config, exporter, store).create_environment(
             args.name,
             upstream_latest=args.upstream_latest,
             upstream=args.upstream,
@@ -147,6 +153,8 @@ def create_environment(argv: list[str]) -> int:
     except KuberpultError as error:
         print(f"kuberpult-server: {redact(error.message)}", file=sys.stderr)
         return 2 if error.status == 400 else 1
+    finally:
+        store.close()
     where = f"in commit {sha}" if sha else "(unchanged)"
     print(f"environment {args.name!r} written to {config.git_url_for_display} {where}")
     return 0

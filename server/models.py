@@ -86,3 +86,15 @@ class ReleaseResult:
     application: str
     version: int
     commit_sha: str | None
+
+
+@dataclass(frozen=True)
+class FoundRelease:
+    """A release read back from the manifest repository's files (see repo.adoption)."""
+
+    application: str
+    version: int
+    manifests: dict[str, bytes]
+    created_at: str | None
+    team: str | None
+    texts: dict[str, str]

@@ -12,8 +12,12 @@ from urllib.parse import urlsplit
 from server.errors import InvalidApplicationName
 from server.errors import ValidationError
 
-NAME_PATTERN = r"\A[a-z0-9]+(?:-[a-z0-9]+)*\z"
-_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+# The one definition of each naming rule; every layer imports these (use ``fullmatch``).
+#: Applications, environments and teams (Kuberpult's rule).
+NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+NAME_PATTERN = rf"\A{NAME.pattern}\z"  # as shown in error messages
+#: Lock ids (Kuberpult's lock id rule, at most 100 characters).
+LOCK_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 _SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 _DIGITS = re.compile(r"[0-9]+")
 # Kuberpult's source_author rule: a name, optionally followed by " <mail>".
@@ -29,14 +33,14 @@ MAX_VERSION = 2**63 - 1  # SQLite's INTEGER range
 
 def application(name: str) -> str:
     """Return ``name`` if it is a valid application name, else raise (Kuberpult's TooLong)."""
-    if len(name) > MAX_APPLICATION or not _NAME.fullmatch(name):
+    if len(name) > MAX_APPLICATION or not NAME.fullmatch(name):
         raise InvalidApplicationName(name, NAME_PATTERN, MAX_APPLICATION)
     return name
 
 
 def environment(name: str) -> str:
     """Return ``name`` if it is a valid environment name (it becomes a directory)."""
-    if len(name) > MAX_ENVIRONMENT or not _NAME.fullmatch(name):
+    if len(name) > MAX_ENVIRONMENT or not NAME.fullmatch(name):
         raise ValidationError(
             f"manifests[{name}]",
             f"environment name {name!r} is invalid: it must be 1 to {MAX_ENVIRONMENT} "
@@ -47,7 +51,7 @@ def environment(name: str) -> str:
 
 def team(name: str) -> str:
     """Return ``name`` if it is a valid team name."""
-    if len(name) > MAX_TEAM or not _NAME.fullmatch(name):
+    if len(name) > MAX_TEAM or not NAME.fullmatch(name):
         raise ValidationError(
             "team",
             f"team name {name!r} is invalid: it must be 1 to {MAX_TEAM} characters "

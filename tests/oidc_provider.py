@@ -14,7 +14,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import free_port
+from testkit.server import free_port
 
 PROVIDER = Path(__file__).parent / "oidc" / "provider.mjs"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from action.github import ActionFailure
-from action.metadata import ZERO
-from action.metadata import collect
-from tests.conftest import git
+from action.runner.github import ActionFailure
+from action.runner.metadata import ZERO
+from action.runner.metadata import collect
+from testkit.remote import git
 
 
 def commit(repo: Path, name: str, message: str | None = None) -> str:

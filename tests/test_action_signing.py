@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from action.github import ActionFailure
-from action.signing import signer
-from tests.conftest import stop_gpg_agent
+from action.runner.github import ActionFailure
+from action.runner.signing import signer
+from testkit.server import stop_gpg_agent
 
 PASSPHRASE = "correct horse; battery $(staple)"
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from testkit.remote import Remote
+from testkit.remote import git
+from testkit.server import ROOT
+from testkit.server import Server
+from testkit.server import stop_gpg_agent
+from testkit.server import unique_app
 from tests.action_runner import CompositeAction
 from tests.action_runner import parse_file_command
-from tests.conftest import ROOT
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import git
-from tests.conftest import stop_gpg_agent
-from tests.conftest import unique_app
 from tests.test_action_signing import PASSPHRASE
 from tests.test_action_signing import SecretKey
 from tests.test_action_signing import make_secret_key

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import git
+from testkit.remote import Remote
+from testkit.remote import git
 
 PAY_V1 = b"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: pay\n"
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import Server
+from testkit.server import unique_app
+from testkit.server import wait_for
 from tests.gpg_keys import Keys
-from tests.test_remote import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +115,7 @@ _RUN_IN_A_THREAD = textwrap.dedent(
     """
     import sys, threading
     from pathlib import Path
-    from server import git
+    from server.repo import git
     cwd, mechanism = Path(sys.argv[1]), sys.argv[2]
     if mechanism == "prctl":
         git._setpriv = lambda: None  # as on a system without util-linux's setpriv
@@ -132,7 +132,7 @@ MECHANISMS = ["setpriv", "prctl"]
 @pytest.fixture(params=MECHANISMS)
 def mechanism(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the parent-death signal is set: by setpriv, or (without it) by prctl in the child."""
-    from server import git
+    from server.repo import git
 
     if request.param == "setpriv":
         # Not a skip: scripts/ensure-tools installs util-linux, so CI always tests this path.
@@ -170,8 +170,8 @@ def test_git_and_its_children_die_with_the_process_that_ran_it(
 
 
 def test_a_timeout_still_kills_the_whole_group(tmp_path: Path, mechanism: str) -> None:
-    from server.git import Git
-    from server.git import GitTimeout
+    from server.repo.git import Git
+    from server.repo.git import GitTimeout
 
     marker = f"KUBERPULT_TEST_MARKER={tmp_path}"
     began = time.monotonic()
@@ -186,7 +186,7 @@ def test_a_timeout_still_kills_the_whole_group(tmp_path: Path, mechanism: str) -
 
 
 def test_git_exit_codes_stdin_and_output_pass_through(tmp_path: Path, mechanism: str) -> None:
-    from server.git import Git
+    from server.repo.git import Git
 
     git = Git(tmp_path, tmp_path / "home")
     git.run(["init", "-q"])
@@ -210,7 +210,7 @@ def test_git_exit_codes_stdin_and_output_pass_through(tmp_path: Path, mechanism:
 def test_git_is_not_started_when_its_parent_died_first(tmp_path: Path) -> None:
     """The supervisor starts git only under the process that asked for it: a shell whose
     parent died before the parent-death signal was set would otherwise run git unwatched."""
-    from server.git import _SUPERVISOR
+    from server.repo.git import _SUPERVISOR
 
     touched = tmp_path / "touched"
     wrong_parent = str(os.getpid() + 1)

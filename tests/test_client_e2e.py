@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import unique_app
 from tests.gpg_keys import Keys
 from tests.oidc_provider import Provider
 from tests.test_client_http import run_client

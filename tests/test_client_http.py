@@ -202,7 +202,7 @@ def test_retries_give_up_after_the_last_attempt(scripted, manifest: Path) -> Non
 
 
 def test_an_unreachable_server_is_exit_1(manifest: Path) -> None:
-    from tests.conftest import free_port
+    from testkit.server import free_port
 
     result = run_client(
         "--url",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from action.cli import parse_global
-from action.cli_common import UsageError
-from action.release_args import parse_release
-from action.release_args import read_release_args
+from action.cli.common import UsageError
+from action.cli.main import parse_global
+from action.cli.release_args import parse_release
+from action.cli.release_args import read_release_args
 
 C40 = "0123abcdef0123abcdef0123abcdef0123abcdef"
 A40 = "a" * 40

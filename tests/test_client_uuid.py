@@ -8,12 +8,12 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import unique_app
+from testkit.server import wait_for
 from tests.test_client_e2e import release_args
 from tests.test_client_http import run_client
-from tests.test_remote import wait_for
 
 
 def versions(server: Server, app: str) -> list[int]:

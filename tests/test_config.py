@@ -9,7 +9,7 @@ import pytest
 
 from server.config import Config
 from server.config import ConfigError
-from tests.conftest import SERVER_BIN
+from testkit.server import SERVER_BIN
 
 
 def test_defaults_use_an_embedded_remote_in_the_data_dir(tmp_path: Path) -> None:

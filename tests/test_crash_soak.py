@@ -20,9 +20,9 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.test_remote import wait_for
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import wait_for
 
 ROUNDS = int(os.environ.get("SOAK_ROUNDS", "8"))
 SEED = int(os.environ.get("SOAK_SEED", "20261127"))

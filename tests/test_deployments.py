@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import author_headers
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import author_headers
 
 LATEST = '{"upstream":{"latest":true}}'
 MANUAL = '{"upstream":{"latest":false}}'
@@ -417,7 +417,7 @@ def test_create_environment_command_writes_and_pushes(
 ) -> None:
     import subprocess
 
-    from tests.conftest import SERVER_BIN
+    from testkit.server import SERVER_BIN
 
     env = {
         "PATH": "/usr/bin:/bin",

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from server.errors import ValidationError
-from server.form import parse_release
 from server.models import ReleaseRequest
+from server.release.form import parse_release
 
 MANIFEST = ("manifests[development]", b"kind: Deployment\n")
 

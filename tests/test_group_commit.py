@@ -7,10 +7,10 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import git
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import git
+from testkit.server import Server
+from testkit.server import unique_app
 
 
 def slow_counting_remote(remote: Remote, delay: float) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import Remote
-from tests.conftest import author_headers
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import author_headers
+from testkit.server import unique_app
+from testkit.server import wait_for
 from tests.oidc_provider import Provider
-from tests.test_remote import wait_for
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

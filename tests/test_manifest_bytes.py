@@ -10,10 +10,10 @@ import requests
 from flask import Flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from server.multipart import raw_parts
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import unique_app
+from server.http.multipart import raw_parts
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import unique_app
 
 BOUNDARY = "b0undary"
 

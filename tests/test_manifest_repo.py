@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from server.manifest_repo import ManifestRepo
-from server.safe_tree import UnsafePath
-from tests.conftest import Remote
-from tests.conftest import git
+from server.repo.manifest_repo import ManifestRepo
+from server.repo.safe_tree import UnsafePath
+from testkit.remote import Remote
+from testkit.remote import git
 
 AUTHOR = ("Jane", "jane@example.com")
 

@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from server import manifests
 from server.errors import ValidationError
+from server.release import manifests
 from tests.test_release_rejections import BOMB
 
 

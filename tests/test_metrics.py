@@ -6,8 +6,8 @@ import re
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import unique_app
 
 
 def sample(text: str, name: str, labels: str = "") -> float:

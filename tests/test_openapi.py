@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
-from server.openapi import SPEC
-from tests.conftest import Remote
+from server.http.openapi import SPEC
+from testkit.remote import Remote
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"
 
@@ -20,8 +20,8 @@ def test_every_route_is_documented(start_server, bare_remote: Remote) -> None:
     served = requests.get(server.url + "/api/openapi.json", timeout=10).json()
     assert served == SPEC
     assert served["openapi"] == "3.1.0"
-    from server.app import create_app  # the routes the app really has
     from server.config import Config
+    from server.http.app import create_app  # the routes the app really has
 
     app = create_app(
         Config.from_env(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import unique_app
 
 
 def test_a_poison_release_among_twenty_good_ones(

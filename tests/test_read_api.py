@@ -6,10 +6,10 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import unique_app
-from tests.test_remote import wait_for
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import unique_app
+from testkit.server import wait_for
 
 
 def get(server: Server, path: str) -> requests.Response:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
-from tests.conftest import unique_app
-from tests.test_remote import wait_for
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import Server
+from testkit.server import unique_app
+from testkit.server import wait_for
 
 
 def readyz(server: Server) -> requests.Response:

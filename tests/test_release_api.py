@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import author_headers
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import author_headers
+from testkit.server import unique_app
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 PREV = "89abcdef0123456789abcdef0123456789abcdef"

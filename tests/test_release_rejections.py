@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.server import Server
+from testkit.server import unique_app
 
 GOOD = b"kind: Deployment\n"
 BOMB = (

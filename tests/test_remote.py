@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import git
-from tests.conftest import unique_app
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
-    """Poll ``condition`` until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+from testkit.remote import Remote
+from testkit.remote import git
+from testkit.server import unique_app
+from testkit.server import wait_for
 
 
 def test_a_commit_pushed_by_someone_else_is_kept(

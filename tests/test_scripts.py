@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.conftest import Remote
-from tests.conftest import git
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import git
+from testkit.server import ROOT
+from testkit.server import unique_app
 from tests.gpg_keys import Keys
 
 

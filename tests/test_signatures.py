@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SERVER_BIN
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import SERVER_BIN
+from testkit.server import Server
+from testkit.server import unique_app
 from tests.gpg_keys import Keys
 
 MANIFEST = b"apiVersion: v1\nkind: ConfigMap\n"

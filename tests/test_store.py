@@ -6,8 +6,8 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
-from server import schema
 from server.store import Store
+from server.store import schema
 
 
 def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:

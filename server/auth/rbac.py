@@ -14,6 +14,8 @@ line and splits it at each comma, so there too a trailing ``# comment`` stays in
 field, where it silently kills a permission or renames a role. Here such a line, a quoted
 token, whitespace inside a token and any line that is neither ``p`` nor ``g`` are refused with
 the file and line, and ``p`` lines get Kuberpult's checks (``ValidateRbacPermission``).
+
+Over 250 lines: Kuberpult's permission names and its policy-line rules are long tables.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from casbin.model import Model
 from casbin.persist.adapter import load_policy_line
 
 from server.errors import Forbidden
+from server.rules import NAME
 
 ACTIONS = frozenset(
     {
@@ -46,7 +49,7 @@ ACTIONS = frozenset(
 )
 # Kuberpult's isEnvironmentIndependent: these need the target <envGroup>:*.
 _ENV_INDEPENDENT = frozenset({"CreateRelease", "CreateUndeploy", "DeployUndeploy"})
-_NAME = re.compile(r"\*|[a-z0-9]+(?:-[a-z0-9]+)*")
+_NAME = re.compile(rf"\*|{NAME.pattern}")  # a name, or * for any
 _SPACE = re.compile(r"\s")
 _NESTING = re.compile(r"[()\[\],]")
 _LINE = "a line is '# comment', 'p, role:<Role>, ...' or 'g, <group-or-email>, role:<Role>'"

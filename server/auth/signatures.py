@@ -5,6 +5,9 @@ key" means "made by a key of the configured keyring". Every signature is judged 
 status lines (parsed by python-gnupg), not on its exit code (gpg exits 0 for an expired or
 revoked key). Work per request is bounded: one gpg process per environment, at most
 ``GPG_SLOTS`` at once per worker, each killed at ``GPG_TIMEOUT``.
+
+Over 250 lines: armor and packet parsing and the gpg call are one trust boundary, reviewed
+together.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import Remote
-from tests.conftest import Server
+from testkit.remote import Remote
+from testkit.server import Server
 from tests.oidc_provider import Provider
 
 POLICY = """\

@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import Remote
-from tests.conftest import free_port
-from tests.conftest import make_bare_remote
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import free_port
 
 SSHD = Path("/usr/sbin/sshd")
 

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 import requests
 
-from server.git import Git
-from server.git import GitCredentials
-from server.git import GitError
-from server.git import summarize
-from tests.conftest import Server
-from tests.conftest import unique_app
+from server.repo.credentials import GitCredentials
+from server.repo.git import Git
+from server.repo.git import GitError
+from server.repo.git import summarize
+from testkit.server import Server
+from testkit.server import unique_app
+from testkit.server import wait_for
 from tests.security.git_remotes import HttpsRemote
 from tests.security.git_remotes import SshRemote
 from tests.security.git_remotes import running_sshd
 from tests.security.git_remotes import serving_git_https
-from tests.test_remote import wait_for
 
 StartServer = Callable[..., Server]
 USERNAME = "x-access-token"

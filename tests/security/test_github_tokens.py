@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import SERVER_BIN
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import SERVER_BIN
+from testkit.server import Server
 from tests.oidc_provider import Provider
 from tests.oidc_provider import forged
 from tests.oidc_provider import standard_claims

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import Server
+from testkit.server import unique_app
 from tests.gpg_keys import Keys
 from tests.oidc_provider import Provider
 from tests.security.attack import GITHUB_AUDIENCE

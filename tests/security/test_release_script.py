@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.conftest import git
+from testkit.remote import git
+from testkit.server import ROOT
 
 TOKEN = "eyJ-secret-bearer-token-value"
 REAL_CURL = "/usr/bin/curl"

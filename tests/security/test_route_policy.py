@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from server.app import create_app
 from server.auth.access import Access
 from server.auth.access import requirement
 from server.config import Config
-from server.web_auth import ACCESS_ATTRIBUTE
-from server.web_auth import access
-from tests.conftest import ROOT
+from server.http.app import create_app
+from server.http.auth import ACCESS_ATTRIBUTE
+from server.http.auth import access
+from testkit.server import ROOT
 
 # The README's column names → the credential settings they stand for.
 SETUPS: dict[str, dict[str, object]] = {

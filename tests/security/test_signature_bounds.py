@@ -15,11 +15,11 @@ from server.auth import signatures
 from server.auth.signatures import SignatureVerifier
 from server.errors import Unavailable
 from server.errors import ValidationError
-from tests.conftest import Remote
-from tests.conftest import Server
-from tests.conftest import make_bare_remote
-from tests.conftest import stop_gpg_agent
-from tests.conftest import unique_app
+from testkit.remote import Remote
+from testkit.remote import make_bare_remote
+from testkit.server import Server
+from testkit.server import stop_gpg_agent
+from testkit.server import unique_app
 from tests.gpg_keys import Keys
 from tests.security.attack import nothing_moves
 from tests.security.attack import seed

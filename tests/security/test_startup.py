@@ -12,9 +12,9 @@ import requests
 
 from server.cli import bind_host
 from server.cli import is_loopback
-from tests.conftest import ROOT
-from tests.conftest import SERVER_BIN
-from tests.conftest import free_port
+from testkit.server import ROOT
+from testkit.server import SERVER_BIN
+from testkit.server import free_port
 from tests.gpg_keys import Keys
 
 SECRET = "ghp_s3cr3tTOKENvalue"

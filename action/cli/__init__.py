@@ -1,0 +1,1 @@
+"""``kuberpult-client``: Kuberpult's Go client's flags, messages and exit codes."""

@@ -1,0 +1,305 @@
+"""The exporter: brings the manifest repository up to date with SQLite, one batch per push.
+
+One exporter works at a time, across every gunicorn worker and thread, under an ``flock`` on
+``repo.lock``. Whoever holds it takes *all* pending releases (up to the batch cap), commits
+each, and pushes once; the other requests only watch their own row and answer when a batch
+holding it is pushed. That is the group commit: no coordinator, just the lock and the rows.
+
+Over 250 lines: every method here runs under the repository lock and shares its retry rules; what
+does not (the lock, a batch's commits, the store mirror, start-up) lives beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server import metrics
+from server.config import Config
+from server.faults import maybe_die
+from server.models import ExportState
+from server.models import StoredRelease
+from server.repo import batch as batches
+from server.repo import layout
+from server.repo import mirror
+from server.repo import startup
+from server.repo.batch import ReleaseGuard
+from server.repo.git import GitError
+from server.repo.git import NonFastForward
+from server.repo.git import PushRejected
+from server.repo.layout import Change
+from server.repo.lock import RepoLock
+from server.repo.manifest_repo import ManifestRepo
+from server.repo.safe_tree import ApplyError
+from server.repo.safe_tree import SafeTree
+from server.store import Store
+from server.store import utc_now
+
+log = logging.getLogger(__name__)
+
+MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
+# Seconds a push always gets, even past the request's deadline.
+PUSH_MINIMUM = 5.0
+# How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
+RECENT_COMMITS = 500
+_WAITER_FIRST_POLL = 0.005
+_WAITER_MAX_POLL = 0.05
+
+
+def _status(batch_size: int, started: float, error: str | None) -> dict[str, object]:
+    """The "export" view: how the last batch went (for /readyz)."""
+    return {
+        "last_attempt_at": utc_now(),
+        "ok": error is None,
+        "error": error,
+        "batch_size": batch_size,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+class EditNotPushed(Exception):
+    """An edit could not be pushed; it was not applied."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """How an export round ended: ``error`` is why pending releases are still pending;
+    ``rejected`` when the remote refused the push itself (a hook, branch protection)."""
+
+    error: str | None = None
+    rejected: bool = False
+
+
+class Exporter:
+    """Exports pending releases from the store to the remote manifest repository."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.lock = RepoLock(config.lock_path)
+        # Until the store records a push, the remote may hold its commits without the store
+        # knowing: while this file exists, the next batch looks for their trailers.
+        self._push_in_flight = config.data_dir / "push-in-flight"
+        self._committer = (config.git_author_name, config.git_author_email)
+        #: Checks each release on the very tree it is applied to (see batch.ReleaseGuard).
+        self.release_guard: ReleaseGuard | None = None
+        self.layout_settings = layout.LayoutSettings(
+            release_versions_limit=config.release_versions_limit,
+            write_commit_data=config.write_commit_data,
+        )
+
+    def _repo(self) -> ManifestRepo:
+        return startup.open_clone(self.config)
+
+    def prepare(self, store: Store) -> None:
+        """At a worker's start: sync the clone (see startup); never raises for the remote."""
+        deadline = time.monotonic() + self.config.git_push_timeout
+        with self.lock.held(deadline) as acquired:
+            if acquired:
+                startup.prepare(self.config, store)
+
+    def adopt(self, store: Store, deadline: float) -> None:
+        """Adopt the clone's releases the store does not know (after a refused release's row
+        was deleted, the repository's release under that number takes its place)."""
+        with self.lock.held(deadline) as acquired:
+            if acquired:
+                mirror.adopt(self._repo(), store, self._committer)
+
+    def housekeeping(self) -> None:
+        """Let git tidy the clone's object store, if nobody is exporting right now."""
+        with self.lock.held(time.monotonic()) as acquired:
+            if acquired:
+                try:
+                    self._repo().housekeeping(self.config.git_push_timeout * 4)
+                except GitError as error:
+                    log.warning("git housekeeping failed: %s", error)
+
+    def export_until(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
+        """Push pending releases until ``release_id`` is pushed (or, for None, none is pending).
+
+        Whoever gets the repo lock exports for everyone; the others only watch their own row,
+        so a finished batch releases all its waiters at once. Returns early, with the reason,
+        when ``deadline`` (``time.monotonic()``) passes or a push fails; pending releases then
+        stay pending for the next round.
+        """
+        pause = _WAITER_FIRST_POLL
+        while True:
+            if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
+                return ExportReport()
+            with self.lock.held(time.monotonic()) as acquired:
+                if acquired:
+                    return self._export_locked(store, release_id, deadline)
+            if time.monotonic() >= deadline:
+                return ExportReport("timed out waiting for the manifest repository lock")
+            # Many waiters polling fast would eat the CPU the exporter needs.
+            time.sleep(pause)
+            pause = min(pause * 1.5, _WAITER_MAX_POLL)
+
+    def _export_locked(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
+        while True:
+            if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
+                return ExportReport()
+            batch = store.pending_releases(self.config.max_commits_per_push)
+            if not batch:
+                return ExportReport()
+            started = time.monotonic()
+            failure = self._export_batch(store, batch, deadline)
+            if failure is not None:
+                store.save_view("export", _status(len(batch), started, failure.error))
+            seconds = time.monotonic() - started
+            metrics.PUSH_SECONDS.labels("ok" if failure is None else "failed").observe(seconds)
+            metrics.BATCH_SIZE.observe(len(batch))
+            log.info(
+                "push",
+                extra={
+                    "fields": {
+                        "event": "push",
+                        "batch_size": len(batch),
+                        "seconds": round(seconds, 3),
+                        "ok": failure is None,
+                        "error": failure.error if failure else None,
+                    }
+                },
+            )
+            if failure is not None:
+                return failure
+            if time.monotonic() >= deadline:
+                return ExportReport("the deadline passed with releases still pending")
+
+    def _export_batch(
+        self, store: Store, batch: list[StoredRelease], deadline: float
+    ) -> ExportReport | None:
+        """Commit every release of ``batch`` and push once; None when done, else why not."""
+        started = time.monotonic()
+        repo = self._repo()
+        clean = repo.take_clean_marker()
+        last_failure = "no attempt finished"
+        for _ in range(MAX_REDO):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ExportReport("the deadline passed before the push")
+            try:
+                if not clean:
+                    timeout = min(remaining, self.config.git_push_timeout)
+                    mirror.sync(repo, store, self._committer, timeout)
+            except (GitError, OSError) as error:
+                log.warning("cannot sync with the remote: %s", error)
+                return ExportReport(str(error))
+            try:
+                head_before = repo.head()
+                # After a sync (a crash, someone else's push), the remote may already hold
+                # some of these releases: their commits carry the Release-Id trailer.
+                unsure = not clean or self._push_in_flight.exists()
+                pushed = repo.recent_trailers("Release-Id", RECENT_COMMITS) if unsure else {}
+                applied = batches.commit_each(
+                    repo,
+                    batch,
+                    committer=self._committer,
+                    settings=self.layout_settings,
+                    guard=self.release_guard,
+                    pushed=pushed,
+                )
+            except (GitError, OSError) as error:
+                # A local failure (a stale index.lock, a tree a killed git left dirty):
+                # start over from the remote, which also repairs the clone.
+                log.warning("local git failure, syncing and re-applying: %s", error)
+                clean = False
+                last_failure = f"local git failure: {error}"
+                continue
+            if applied.refusals and clean:
+                # Judged on a clone that was not fetched for this batch: the remote may have
+                # been repaired since (another worker marked the clone clean before that).
+                # A refusal is only final on a fresh tree.
+                clean = False
+                continue
+            for release_id, code, message in applied.refusals:
+                store.mark_failed(release_id, code, message)
+            maybe_die(self.config, "after-git-commit")
+            if repo.head() != head_before:
+                # Until the store records the push, the remote may hold these commits without
+                # the store knowing: the next batch then looks for their trailers.
+                self._push_in_flight.touch()
+                try:
+                    # Never a push with a fraction of a second left: killed half way, it only
+                    # forces a full resync. It may run past the request's budget instead.
+                    floor = min(PUSH_MINIMUM, self.config.git_push_timeout)
+                    left = min(deadline - time.monotonic(), self.config.git_push_timeout)
+                    repo.push(max(floor, left))
+                except NonFastForward:
+                    log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
+                    clean = False
+                    last_failure = "the remote kept moving"
+                    batch = [r for r in batch if store.release_state(r.id) == ExportState.PENDING]
+                    continue
+                except PushRejected as error:
+                    log.warning("%s", error)
+                    return ExportReport(str(error), rejected=True)
+                except GitError as error:
+                    log.warning("push failed: %s", error)
+                    return ExportReport(str(error))
+                maybe_die(self.config, "after-push")
+            store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
+            self._push_in_flight.unlink(missing_ok=True)
+            if not applied.refusals:
+                # After a refusal the clone stays unmarked: someone may repair what the
+                # tree holds, and the next batch should see it.
+                repo.mark_clean()
+            if applied.environments_touched:
+                mirror.record_environments(repo, store)
+            return None
+        # Say what happened: "the remote kept moving" only when it did.
+        return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
+
+    def run_edit(
+        self,
+        store: Store,
+        edit: Callable[[SafeTree], Change],
+        author: tuple[str, str],
+        deadline: float,
+    ) -> str | None:
+        """Apply one edit that is not a release (a lock, an environment), commit and push it.
+
+        Returns the new commit, or None when the edit changed nothing.
+        :raises ApplyError: the edit cannot be applied; nothing was pushed.
+        :raises EditNotPushed: the remote could not be reached in time; nothing was pushed.
+        """
+        with self.lock.held(deadline) as acquired:
+            if not acquired:
+                raise EditNotPushed("timed out waiting for the manifest repository lock")
+            repo = self._repo()
+            clean = repo.take_clean_marker()
+            for _ in range(MAX_REDO):
+                try:
+                    if not clean:
+                        timeout = max(deadline - time.monotonic(), 1.0)
+                        mirror.sync(repo, store, self._committer, timeout)
+                    try:
+                        change = edit(repo.tree)
+                    except ApplyError:
+                        repo.discard_uncommitted()
+                        if clean:
+                            # Judged on a clone not fetched for this edit: the remote may
+                            # hold what the edit needs (an environment someone just pushed).
+                            clean = False
+                            continue
+                        repo.mark_clean()
+                        raise
+                    if not change.paths:
+                        if clean:
+                            clean = False  # "already so" is only final on a fresh tree
+                            continue
+                        repo.mark_clean()
+                        return None
+                    stream = repo.commits(self._committer)
+                    stream.add(change.message, author, change.paths)
+                    sha = stream.finish()[0]
+                    repo.push(max(deadline - time.monotonic(), 1.0))
+                    repo.mark_clean()
+                    mirror.record_environments(repo, store)
+                    return sha
+                except NonFastForward:
+                    clean = False
+                except (GitError, OSError) as error:
+                    raise EditNotPushed(str(error)) from error
+            raise EditNotPushed(f"the remote kept moving; gave up after {MAX_REDO} attempts")

@@ -1,0 +1,312 @@
+"""The working clone of the manifest repository: sync with the remote, commit, push.
+
+Only the exporter uses this module. File access inside the tree goes through ``SafeTree``,
+which never follows a symlink; what to write is decided by ``layout``.
+
+Over 250 lines: every git command on the clone, so the clone's invariants (clean marker, head
+cache, stale locks) are kept in one class.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from server.repo.credentials import GitCredentials
+from server.repo.git import Git
+from server.repo.git import GitError
+from server.repo.git import NonFastForward
+from server.repo.git import PushRejected
+from server.repo.git import summarize
+from server.repo.safe_tree import SafeTree
+
+# Kept inside .git so it is never committed; present only while the clone equals the remote.
+_CLEAN_MARKER = "kuberpult-lite-clean"
+
+
+def _quote(path: str) -> str:
+    """A path as fast-import reads it (C-style quoting when it needs any)."""
+    if not any(c in path for c in ' "\\\n\t') and not path.startswith('"'):
+        return path
+    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+class ManifestRepo:
+    """A working clone of the remote manifest repository, on one branch."""
+
+    def __init__(
+        self,
+        path: Path,
+        url: str,
+        branch: str,
+        git_home: Path,
+        credentials: GitCredentials | None = None,
+    ) -> None:
+        self.path = path
+        self.url = url
+        self.branch = branch
+        if not path.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+        self.git = Git(path, git_home, credentials)
+        self.tree = SafeTree(path)
+        self._head: str | None = None  # the branch head when known ("" = unborn), else None
+
+    # -- keeping the clone equal to the remote ---------------------------------------------
+
+    def take_clean_marker(self) -> bool:
+        """Remove the marker that says the clone equals the remote; return whether it was there.
+
+        The marker holds the branch head, so the fast path needs no ``git rev-parse``.
+        """
+        marker = self.path / ".git" / _CLEAN_MARKER
+        try:
+            self._head = marker.read_text().strip()
+        except FileNotFoundError:
+            self._head = None
+            return False
+        marker.unlink()
+        return True
+
+    def mark_clean(self) -> None:
+        """Record that the clone equals the remote (after a push or a sync)."""
+        (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
+
+    def sync(self, timeout: float) -> None:
+        """Make the clone equal to the remote branch: fetch, hard reset, clean.
+
+        Also repairs what a killed git leaves behind (a stale index.lock, a dirty tree).
+        An empty remote, or one without our branch, gives an empty unborn branch.
+        """
+        if not (self.path / ".git").is_dir():
+            self.git.run(["init", "-q"])
+        # Under the repository lock no git of ours runs: a lock file a killed git left behind
+        # (index, HEAD, a ref) would fail every later command.
+        clear_stale_locks(self.path / ".git", STALE_LOCK_SECONDS)
+        remotes = self.git.run(["remote"]).stdout.split()
+        self.git.run(["remote", "set-url" if "origin" in remotes else "add", "origin", self.url])
+        tracking = f"refs/remotes/origin/{self.branch}"
+        fetched = self.git.run(
+            ["fetch", "-q", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
+            timeout=timeout,
+            check=False,
+        )
+        self.git.run(["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
+        if fetched.returncode == 0:
+            self.git.run(["reset", "-q", "--hard", tracking])
+        else:
+            # Either the remote is unreachable or it lacks the branch; only the second is fine.
+            probe = self.git.run(
+                ["ls-remote", "--exit-code", "--heads", "origin", f"refs/heads/{self.branch}"],
+                timeout=timeout,
+                check=False,
+            )
+            if probe.returncode != 2:
+                raise GitError(f"git fetch failed: {summarize(fetched.stderr or probe.stderr)}")
+            self.git.run(["update-ref", "-d", f"refs/heads/{self.branch}"], check=False)
+            self.git.run(["update-ref", "-d", tracking], check=False)
+            self.git.run(["read-tree", "--empty"])
+        self.git.run(["clean", "-q", "-ffdx"])
+        self._head = None
+
+    def discard_uncommitted(self) -> None:
+        """Drop staged and unstaged changes since the last local commit."""
+        if self.head() is None:
+            self.git.run(["read-tree", "--empty"])
+        else:
+            self.git.run(["reset", "-q", "--hard", "HEAD"])
+        self.git.run(["clean", "-q", "-ffdx"])
+
+    # -- committing and pushing --------------------------------------------------------------
+
+    def commits(self, committer: tuple[str, str]) -> CommitStream:
+        """Start a batch of commits on the branch (made with one ``git fast-import``)."""
+        return CommitStream(self, committer)
+
+    def housekeeping(self, timeout: float) -> None:
+        """Let git consolidate packs and loose objects when it finds enough of them."""
+        self.git.run(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], timeout=timeout)
+
+    def head(self) -> str | None:
+        """The sha of the current commit, or None on an unborn branch."""
+        if self._head is None:
+            result = self.git.run(["rev-parse", "--verify", "-q", "HEAD"], check=False)
+            self._head = result.stdout.strip()
+        return self._head or None
+
+    def recent_trailers(self, key: str, count: int) -> dict[str, str]:
+        """``key`` trailer value -> commit, over the newest ``count`` commits of the branch."""
+        separator = "\x1e"
+        result = self.git.run(
+            [
+                "log",
+                f"-n{count}",
+                f"--format=%H %(trailers:key={key},valueonly,separator=%x1f){separator}",
+            ],
+            check=False,
+        )
+        found: dict[str, str] = {}
+        for record in result.stdout.split(separator):
+            sha, _, values = record.strip().partition(" ")
+            for value in values.split("\x1f"):
+                if value.strip():
+                    found.setdefault(value.strip(), sha)
+        return found
+
+    def last_commit_touching(self, path: str) -> str | None:
+        """The newest commit that changed ``path``."""
+        result = self.git.run(["log", "-1", "--format=%H", "--", path], check=False)
+        return result.stdout.strip() or None
+
+    def push(self, timeout: float) -> None:
+        """Push the branch (never forced).
+
+        :raises NonFastForward: someone else pushed first.
+        :raises PushRejected: a hook or protection refused it.
+        :raises GitError: anything else (network, permissions, timeout).
+        """
+        result = self.git.run(
+            ["push", "--porcelain", "origin", f"HEAD:refs/heads/{self.branch}"],
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode == 0:
+            return
+        local = Path(self.url)
+        if local.is_absolute() and local.is_dir() and "File exists" in result.stderr:
+            # A remote on this disk (the embedded default) runs receive-pack in our process
+            # tree: a worker killed mid-push can leave its ref lock. Real git servers clean up
+            # after their own; here nobody else would. Git holds a ref lock for milliseconds.
+            clear_stale_locks(local, REMOTE_STALE_LOCK_SECONDS)
+        for line in result.stdout.splitlines():
+            if line.startswith("!"):
+                if "[rejected]" in line:
+                    raise NonFastForward(line.split("\t")[-1])
+                reason = summarize(line.split("\t")[-1] + "\n" + result.stderr)
+                raise PushRejected(f"the remote rejected the push: {reason}")
+        raise GitError(f"git push failed: {summarize(result.stderr)}")
+
+
+#: A lock file in our clone this old is stale (we hold the repository lock; our git is dead).
+STALE_LOCK_SECONDS = 0.0
+#: A ref lock in a local remote this old is stale (git holds one for milliseconds).
+REMOTE_STALE_LOCK_SECONDS = 5.0
+
+
+def clear_stale_locks(git_dir: Path, older_than: float) -> list[Path]:
+    """Remove git's lock files (``index.lock``, ``HEAD.lock``, ``refs/**.lock``,
+    ``packed-refs.lock``, ...) older than ``older_than`` seconds; return what was removed."""
+    removed: list[Path] = []
+    now = time.time()
+    candidates = [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone already, or not ours to remove
+    return removed
+
+
+class UnsafeIdentity(ValueError):
+    """A commit identity holds a character that would end or corrupt its fast-import line."""
+
+
+_IDENTITY_FORBIDDEN = frozenset("<>\n\r\0")
+
+
+def _identity_line(kind: str, identity: tuple[str, str]) -> str:
+    name, email = identity
+    if _IDENTITY_FORBIDDEN & set(name + email):
+        raise UnsafeIdentity(f"the {kind} {name!r} <{email!r}> holds '<', '>', a newline or NUL")
+    return f"{kind} {name} <{email}>"
+
+
+class CommitStream:
+    """Commits written one by one into a fast-import stream on disk, then made at once.
+
+    Each commit captures its files as the working tree holds them *when it is added* (a later
+    commit of the batch may change the same path), copied in chunks, so a large manifest is
+    never held in memory. The index is not used: the working tree already holds the files.
+    """
+
+    def __init__(self, repo: ManifestRepo, committer: tuple[str, str]) -> None:
+        self.repo = repo
+        self.committer = committer
+        self.parent = repo.head()
+        self.count = 0
+        self.path = repo.path / ".git" / "kuberpult-import"
+        self.stream: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
+        self.now = int(time.time())
+
+    def add(self, message: str, author: tuple[str, str], paths: list[str]) -> None:
+        """One commit of ``paths`` (files, symlinks, or gone = deleted) with this message.
+
+        :raises UnsafeIdentity: an author or committer that would break the stream's lines.
+        """
+        # The message and every file travel as length-prefixed data; the identity lines are
+        # the only free text in the stream's syntax, so nothing but one plain line gets in.
+        author_line = _identity_line("author", author)
+        committer_line = _identity_line("committer", self.committer)
+        self.count += 1
+        encoded = message.encode()
+        write = self.stream.write
+        write(
+            f"commit refs/heads/{self.repo.branch}\nmark :{self.count}\n"
+            f"{author_line} {self.now} +0000\n"
+            f"{committer_line} {self.now} +0000\n"
+            f"data {len(encoded)}\n".encode()
+        )
+        write(encoded + b"\n")
+        if self.count == 1 and self.parent:
+            write(f"from {self.parent}\n".encode())
+        for path in sorted(set(paths)):
+            full = self.repo.path / path
+            quoted = _quote(path)
+            try:
+                mode = os.lstat(full).st_mode
+            except FileNotFoundError:
+                write(f"D {quoted}\n".encode())
+                continue
+            if stat.S_ISLNK(mode):
+                target = os.readlink(full).encode()
+                write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
+            elif stat.S_ISREG(mode):
+                with open(os.open(full, os.O_RDONLY | os.O_NOFOLLOW), "rb") as source:
+                    size = os.fstat(source.fileno()).st_size
+                    write(f"M 100644 inline {quoted}\ndata {size}\n".encode())
+                    shutil.copyfileobj(source, self.stream)
+                write(b"\n")
+        write(b"\n")
+
+    def finish(self) -> list[str]:
+        """Make the commits; return their shas in order (none when nothing was added)."""
+        self.stream.close()
+        try:
+            if not self.count:
+                return []
+            marks = self.repo.path / ".git" / "kuberpult-marks"
+            # Keep what fast-import writes as one pack (unpacking it into loose objects costs
+            # a second process); housekeeping() consolidates the packs now and then.
+            with open(self.path, "rb") as stream:
+                self.repo.git.run(
+                    [
+                        "-c",
+                        "fastimport.unpackLimit=1",
+                        "fast-import",
+                        "--quiet",
+                        f"--export-marks={marks}",
+                    ],
+                    stdin=stream,
+                )
+            found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
+            shas = [found[f":{mark}"].strip() for mark in range(1, self.count + 1)]
+            self.repo._head = shas[-1]
+            return shas
+        finally:
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,48 @@
+"""Each worker's background round: push whatever is pending (a crash, an unreachable remote,
+a request that gave up waiting), and now and then let git tidy the clone."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from server.config import Config
+from server.repo.exporter import Exporter
+from server.store import Store
+
+log = logging.getLogger(__name__)
+
+# How often a worker lets git consolidate the packs that batches leave behind.
+HOUSEKEEPING_INTERVAL = 600.0
+
+
+def start_recovery(config: Config, exporter: Exporter) -> None:
+    """Push whatever is pending, now and every ``recovery_interval`` seconds (one per worker;
+    the repo lock keeps them from working at once)."""
+
+    def loop() -> None:
+        tidied = time.monotonic()
+        # This connection stays open for the worker's life. Besides serving the loop, it keeps
+        # SQLite from checkpointing and deleting the WAL each time a request closes the last
+        # other connection (which costs an fsync per request).
+        store: Store | None = None
+        while True:
+            try:
+                store = store or Store.for_config(config)
+                if store.count_pending():
+                    deadline = time.monotonic() + config.request_budget
+                    report = exporter.export_until(store, None, deadline)
+                    if report.error:
+                        log.warning("pending releases not pushed yet: %s", report.error)
+                if time.monotonic() - tidied > HOUSEKEEPING_INTERVAL:
+                    exporter.housekeeping()
+                    tidied = time.monotonic()
+            except Exception:
+                log.exception("recovery round failed")
+                if store is not None:
+                    store.close()
+                store = None
+            time.sleep(config.recovery_interval)
+
+    threading.Thread(target=loop, name="kuberpult-recovery", daemon=True).start()
