@@ -5,10 +5,12 @@ The naive way: a warm clone; write the release files; ``git add``, ``git commit`
 one run, on the same manifests, against bare repositories on this machine; every figure is a
 ratio against that baseline.
 
-    .venv/bin/python -m benchmarks.run            # all of P1-P5
+    .venv/bin/python -m benchmarks.run            # all of P1-P6
     .venv/bin/python -m benchmarks.run P2 P3      # some of them
 
-Over 250 lines: five benchmarks and the naive baseline they are measured against, in one run.
+P6 compares like with like instead: two replicas on PostgreSQL against one server on SQLite.
+
+Over 250 lines: six benchmarks and the naive baseline they are measured against, in one run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import requests
 
 from testkit.remote import GIT_ENV
 from testkit.remote import Remote
@@ -186,6 +190,73 @@ def p2_throughput(
     return ours, naive
 
 
+def p6_replicas(base: Path, clients: int = 16, releases: int = 400) -> dict[str, float]:
+    """The P2 load on one SQLite server, then on two replicas x 2 workers sharing one
+    PostgreSQL database (clients alternate between them); then the exporting replica is
+    SIGKILLed in a burst and the survivor's takeover is timed."""
+    from testkit.postgres import PostgresServer
+
+    def load(servers: list[Server]) -> float:
+        return concurrent(
+            clients,
+            releases,
+            lambda c, n: post(
+                servers[c % len(servers)],
+                f"app-{c}",
+                n + 1,
+                {env: manifest(f"app-{c}", n, env) for env in ENVIRONMENTS},
+            ),
+        )
+
+    single = our_server(base / "sqlite", seeded_remote(base / "sqlite" / "remote.git"))
+    try:
+        sqlite_seconds = load([single])
+    finally:
+        single.stop()
+    database = PostgresServer().start()
+    replicas: list[Server] = []
+    try:
+        remote = seeded_remote(base / "pg" / "remote.git")
+        url = database.database()
+        for name in ("a", "b"):
+            settings = {
+                "KUBERPULT_API_ENABLE_DESPITE_NO_AUTH": "true",
+                "KUBERPULT_GIT_URL": remote.url,
+                "KUBERPULT_DATABASE_URL": url,
+                "KUBERPULT_REPLICA_NAME": name,
+            }
+            replicas.append(Server(base / "pg" / name, settings, workers=2).start(timeout=120))
+        postgres_seconds = load(replicas)
+        takeover = failover(replicas)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        database.stop()
+    return {"sqlite": sqlite_seconds, "postgres": postgres_seconds, "takeover": takeover}
+
+
+def failover(replicas: list[Server], burst: int = 48) -> float:
+    """Seconds from SIGKILLing the first replica in a burst of releases sent to it until the
+    second has pushed every release the first had stored."""
+    first, second = replicas
+
+    def send(number: int) -> None:
+        try:
+            first.release("failover", {"development": f"n: {number}\n"}, timeout=30)
+        except requests.RequestException:
+            pass  # died with the replica
+
+    with ThreadPoolExecutor(12) as pool:
+        for number in range(burst):
+            pool.submit(send, number)
+        time.sleep(0.3)
+        first.kill()
+        killed = time.perf_counter()
+    while requests.get(second.url + "/healthz", timeout=5).json()["pending_releases"]:
+        time.sleep(0.02)
+    return time.perf_counter() - killed
+
+
 def seed_large_repo(remote: Remote, work: Path, apps: int, per_app: int) -> None:
     """Write ``apps`` x ``per_app`` releases into ``remote`` with one fast-import commit."""
     lines = [
@@ -284,7 +355,7 @@ def report(rows: list[tuple[str, str, str, str]], *row: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the chosen benchmarks (default all) and print the table."""
-    chosen = set(argv) or {"P1", "P2", "P3", "P4", "P5"}
+    chosen = set(argv) or {"P1", "P2", "P3", "P4", "P5", "P6"}
     rows: list[tuple[str, str, str, str]] = []
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -319,6 +390,22 @@ def main(argv: list[str]) -> int:
                 f"{ours:.1f} s vs {naive:.1f} s",
                 f"{ours / naive:.2f}",
                 "ours <= 2 s (naive >= 16 s)",
+            )
+        if "P6" in chosen:
+            p6 = p6_replicas(base / "p6")
+            report(
+                rows,
+                "P6 P2's load on 2 replicas x 2 workers + PostgreSQL vs 1 server + SQLite",
+                f"{400 / p6['postgres']:.0f}/s vs {400 / p6['sqlite']:.0f}/s",
+                f"{p6['sqlite'] / p6['postgres']:.2f}x",
+                ">= 0.8x",
+            )
+            report(
+                rows,
+                "P6 failover: exporting replica SIGKILLed in a burst",
+                f"survivor pushed everything {p6['takeover']:.2f} s after the kill",
+                "-",
+                "<= 5 s",
             )
         if "P4" in chosen:
             p4 = p4_large_repo(base / "p4")

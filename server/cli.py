@@ -12,6 +12,7 @@ import ipaddress
 import os
 import shutil
 import sys
+import time
 from typing import Any
 
 from flask import Flask
@@ -23,7 +24,11 @@ from server.auth.gate import Auth
 from server.config import Config
 from server.config import ConfigError
 from server.config import redact
+from server.errors import KuberpultError
 from server.http import logs
+
+# Seconds a starting server waits for a database that does not answer yet.
+DATABASE_WAIT = 20.0
 
 
 class _GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -46,25 +51,38 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.kuberpult_config)
 
 
-def _prepare_database(config: Config) -> None:
-    """Create or migrate the database once, before any worker opens it."""
-    from server.store import Store
+def _prepare_database(config: Config, wait: float = 0.0) -> None:
+    """Create or migrate the database once, before any worker opens it; a database that does
+    not answer yet (replicas often start before it) is asked again for ``wait`` seconds.
 
-    store = Store.for_config(config)
-    try:
-        store.migrate()
-    finally:
-        store.close()
+    :raises Unavailable: it still does not answer.
+    """
+    from server.errors import Unavailable
+    from server.store import open_store
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            store = open_store(config, pooled=False)
+            try:
+                store.migrate()
+            finally:
+                store.close()
+            return
+        except Unavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2.0)
 
 
 def _remote_at_start(config: Config) -> str:
     """Whether the remote answers (``git ls-remote``), for the start-up line. What it finds is
     also where /readyz starts from: a view left by an earlier run must not make this one ready.
     """
-    from server.repo.reachability import REMOTE_VIEW
     from server.repo.reachability import probe_remote
     from server.repo.reachability import remote_view
-    from server.store import Store
+    from server.repo.reachability import remote_view_name
+    from server.store import open_store
 
     if config.embedded_remote and not (config.data_dir / "manifests.git" / "HEAD").exists():
         error: str | None = "the embedded remote is created when the first worker starts"
@@ -72,9 +90,9 @@ def _remote_at_start(config: Config) -> str:
     else:
         error = probe_remote(config, min(config.git_push_timeout, 10.0))
         said = "remote reachable" if error is None else f"remote NOT reachable: {redact(error)}"
-    store = Store.for_config(config)
+    store = open_store(config, pooled=False)
     try:
-        store.save_view(REMOTE_VIEW, remote_view(error))
+        store.save_view(remote_view_name(config), remote_view(error))
     finally:
         store.close()
     return said
@@ -100,11 +118,38 @@ def _return_big_buffers_to_the_system() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``kuberpult-server [serve options]`` or ``kuberpult-server create-environment ...``."""
+    """``kuberpult-server [serve options]``, ``kuberpult-server create-environment ...`` or
+    ``kuberpult-server migrate``."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "create-environment":
         return create_environment(args[1:])
+    if args and args[0] == "migrate":
+        return migrate(args[1:])
     return serve(args)
+
+
+def migrate(argv: list[str]) -> int:
+    """Create or upgrade the database schema, then exit (serving does it too, at start)."""
+    parser = argparse.ArgumentParser(
+        prog="kuberpult-server migrate",
+        description="Create or upgrade the database schema (KUBERPULT_DATABASE_URL, else the "
+        "SQLite file in KUBERPULT_DATA_DIR) and exit. Safe to run while replicas serve.",
+    )
+    parser.parse_args(argv)
+    config = _config()
+    if config is None:
+        return 2
+    from server.errors import KuberpultError
+    from server.store import schema
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        _prepare_database(config)
+    except KuberpultError as error:
+        print(f"kuberpult-server: {redact(error.message)}", file=sys.stderr)
+        return 1
+    print(f"{config.database_for_display}: schema version {schema.SCHEMA_VERSION}")
+    return 0
 
 
 def _config() -> Config | None:
@@ -135,12 +180,12 @@ def create_environment(argv: list[str]) -> int:
     from server.errors import KuberpultError
     from server.release.edits import RepositoryEdits
     from server.repo.exporter import Exporter
-    from server.store import Store
+    from server.store import open_store
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     _prepare_database(config)
     exporter = Exporter(config)
-    store = Store.for_config(config)
+    store = open_store(config, pooled=False)
     try:
         exporter.prepare(store)
         sha = RepositoryEdits(config, exporter, store).create_environment(
@@ -186,9 +231,14 @@ def serve(argv: list[str]) -> int:
         print(f"kuberpult-server: configuration error: {error}", file=sys.stderr)
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    _prepare_database(config)
+    try:
+        _prepare_database(config, wait=DATABASE_WAIT)
+    except KuberpultError as error:
+        print(f"kuberpult-server: {redact(error.message)}", file=sys.stderr)
+        return 1
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
+        f"database {config.database_for_display}, "
         f"manifest repository {config.git_url_for_display} (branch {config.git_branch}): "
         f"{_remote_at_start(config)}\n"
         f"kuberpult-server: authentication: {access.summary(config)}",

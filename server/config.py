@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,20 @@ class Config:
     git_token_file: Path | None = None
     git_username: str = "x-access-token"
     test_fault: str = ""
+    database_url: str = ""
+    database_password_file: Path | None = None
+    database_max_connections: int = 10
+    replica_name: str = ""
 
     @property
     def database_path(self) -> Path:
-        """The SQLite file, the source of truth."""
+        """The SQLite file, the source of truth (when no PostgreSQL URL is configured)."""
         return self.data_dir / "kuberpult.sqlite3"
+
+    @property
+    def database_for_display(self) -> str:
+        """Which database this server uses, without any password."""
+        return redact(self.database_url) if self.database_url else f"SQLite {self.database_path}"
 
     @property
     def clone_dir(self) -> Path:
@@ -166,7 +176,23 @@ class Config:
             ):
                 if not value:
                     raise ConfigError(f"KUBERPULT_DEX_ENABLED=true needs {name}")
+        database_url = env.get("KUBERPULT_DATABASE_URL", "").strip()
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(
+                "KUBERPULT_DATABASE_URL must be a postgresql:// URL "
+                f"(postgresql://user@host:5432/dbname), got {redact(database_url)!r}"
+            )
+        password_file = _file(env, "KUBERPULT_DATABASE_PASSWORD_FILE")
+        if password_file is not None and not database_url:
+            raise ConfigError("KUBERPULT_DATABASE_PASSWORD_FILE needs KUBERPULT_DATABASE_URL")
+        replica = _text(env, "KUBERPULT_REPLICA_NAME", f"{socket.gethostname()}:{data_dir}")
         return cls(
+            database_url=database_url,
+            database_password_file=password_file,
+            database_max_connections=_whole(
+                env, "KUBERPULT_DB_MAX_OPEN_CONNECTIONS", 10, low=2, high=1000
+            ),
+            replica_name=replica,
             pgp_key_ring_path=keyring,
             dex_enabled=dex_enabled,
             dex_issuer_url=_url(dex_issuer, "KUBERPULT_DEX_ISSUER_URL") if dex_enabled else "",
@@ -241,6 +267,10 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_GITHUB_OIDC_ISSUER",
         "KUBERPULT_GITHUB_OIDC_AUDIENCE",
         "KUBERPULT_TEST_FAULT",
+        "KUBERPULT_DATABASE_URL",
+        "KUBERPULT_DATABASE_PASSWORD_FILE",
+        "KUBERPULT_DB_MAX_OPEN_CONNECTIONS",
+        "KUBERPULT_REPLICA_NAME",
     }
 )
 

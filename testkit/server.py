@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +87,21 @@ class Server:
         for home in homes.iterdir() if homes.is_dir() else []:
             if home.is_dir():
                 stop_gpg_agent(home)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers (the master's children)."""
+        assert self.process is not None
+        return children(self.process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL the master and every worker at once, as a lost machine would stop them."""
+        assert self.process is not None
+        for pid in [self.process.pid, *self.worker_pids()]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
 
     def log(self) -> str:
         """What the server printed so far."""
@@ -183,3 +199,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it just exited
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

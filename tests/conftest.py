@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from testkit.postgres import PostgresServer
 from testkit.remote import Remote
 from testkit.remote import make_bare_remote
 from testkit.server import Server
@@ -86,3 +87,17 @@ def github() -> Iterator[Provider]:
     provider = Provider("")
     yield provider
     provider.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's package) for the whole run; tests take databases."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres_server.database()

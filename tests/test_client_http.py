@@ -395,6 +395,60 @@ def test_help_goes_to_stdout() -> None:
     assert "release" in result.stdout
 
 
+def test_help_needs_no_url_and_lists_the_global_flags() -> None:
+    for args in (["help"], ["--help"], ["-h"]):
+        result = run_client(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "subcommands:" in result.stdout
+    listing = run_client("--help").stdout
+    assert "  -url string\n" in listing and "  -retries int\n" in listing
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "flags"),
+    [
+        ("release", ["-application string", "-display_version string", "-version int", "-dry-run"]),
+        ("create-env-lock", ["-environment string", "-lockID string", "-message string"]),
+        ("delete-app-lock", ["-environment string", "-application string", "-lockID string"]),
+        ("create-team-lock", ["-team string", "-suggested_lifetime string"]),
+    ],
+)
+def test_a_subcommands_help_lists_its_flags_and_exits_0(subcommand: str, flags: list[str]) -> None:
+    for spelling in ("--help", "-help", "-h"):
+        result = run_client("--url", "x", subcommand, spelling)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"Usage of {subcommand}:\n")
+        for flag in flags:
+            assert f"  {flag}\n    \t" in result.stdout
+        assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (
+            ["release", "--display-version", "v1"],
+            "-display-version (did you mean -display_version?)",
+        ),
+        (["create-env-lock", "--lock_id", "x"], "-lock_id (did you mean -lockID?)"),
+        (["create-env-lock", "--lockid", "x"], "-lockid (did you mean -lockID?)"),
+        (["release", "--aplication", "a"], "-aplication (did you mean -application?)"),
+        (["--URL", "x", "release"], "-URL (did you mean -url?)"),
+    ],
+)
+def test_a_near_miss_flag_gets_a_did_you_mean(args: list[str], hint: str) -> None:
+    prefix = [] if args[0].startswith("--") else ["--url", "x"]
+    result = run_client(*prefix, *args)
+    assert result.returncode == 2
+    assert f"flag provided but not defined: {hint}" in result.stderr
+
+
+def test_an_unknown_flag_far_from_any_gets_no_guess() -> None:
+    result = run_client("--url", "x", "release", "--zzz", "1")
+    assert result.returncode == 2
+    assert result.stderr.rstrip().endswith("flag provided but not defined: -zzz")
+
+
 def test_prepublish_without_dex_is_exit_1(manifest: Path) -> None:
     result = run_client(
         "--url",

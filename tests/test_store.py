@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, durable transactions, concurrent first opens (real files)."""
+"""The SQLite backend's own behaviour: migrations from old files, durable transactions, WAL,
+concurrent first opens (real files). The interface both backends share: test_store_backends."""
 
 from __future__ import annotations
 
@@ -6,21 +7,22 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
-from server.store import Store
 from server.store import schema
+from server.store.sqlite import SqliteStore
 
 
 def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    store = Store(path)
+    store = SqliteStore(path)
     with store.transaction():
-        schema._create_v1(store.db)
+        for statement in schema.MIGRATIONS[0].sqlite:
+            store.db.conn.execute(statement)
         store.db.conn.execute("PRAGMA user_version=1")
     store.db.conn.execute(
         "insert into applications (name, team, created_at) values ('app', 't', 'now')"
     )
     store.close()
-    upgraded = Store(path)
+    upgraded = SqliteStore(path)
     upgraded.migrate()
     assert upgraded.db.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert {"environments", "repository_views"} <= set(upgraded.db.table_names())
@@ -30,7 +32,7 @@ def test_a_version_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
 
 
 def test_the_database_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite3")
+    store = SqliteStore(tmp_path / "db.sqlite3")
     assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     with store.transaction(durable=False):
@@ -40,7 +42,7 @@ def test_the_database_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
 
 
 def _open_and_migrate(path: str) -> int:
-    store = Store(Path(path))
+    store = SqliteStore(Path(path))
     store.migrate()
     version = int(store.db.conn.execute("PRAGMA user_version").fetchone()[0])
     store.close()

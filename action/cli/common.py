@@ -14,6 +14,15 @@ class UsageError(Exception):
     """Bad command-line usage (exit 2); the message is Kuberpult's."""
 
 
+class HelpShown(Exception):  # noqa: N818 - not an error: the user asked for help
+    """``--help`` was given: print ``text`` on stdout and exit 0 (Go's flag package prints
+    the listing too, then exits 2: a help that was asked for is not a failure)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 def log(message: str) -> None:
     """One diagnostic line on stderr, with Go's ``log`` timestamp."""
     print(f"{time.strftime('%Y/%m/%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)

@@ -7,7 +7,9 @@ boolean flags take no separate value; parsing stops at the first non-flag token 
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -30,6 +32,35 @@ _BOOL = {
 
 class FlagError(Exception):
     """A token the flag set cannot take, worded like Go's ``flag`` package."""
+
+
+class HelpRequested(FlagError):
+    """``-h``, ``-help`` or ``--help``: ``usage`` lists the flag set (Go prints it too)."""
+
+    def __init__(self, usage: str) -> None:
+        super().__init__("flag: help requested")
+        self.usage = usage
+
+
+def usage(
+    title: str, strings: set[str], ints: set[str], bools: set[str], help: Mapping[str, str]
+) -> str:
+    """The flag listing in Go's ``PrintDefaults`` layout: ``  -name type`` then the help."""
+    lines = [f"Usage of {title}:"]
+    for name in sorted(strings | ints | bools, key=str.lower):
+        kind = " string" if name in strings else " int" if name in ints else ""
+        lines.append(f"  -{name}{kind}\n    \t{help.get(name, '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _suggestion(name: str, known: set[str]) -> str:
+    """`` (did you mean -x?)`` for a near miss: another separator or case, or a typo."""
+    squashed = {re.sub(r"[-_]", "", flag).lower(): flag for flag in known}
+    match = squashed.get(re.sub(r"[-_]", "", name).lower())
+    if match is None:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        match = close[0] if close else None
+    return f" (did you mean -{match}?)" if match else ""
 
 
 @dataclass
@@ -55,8 +86,17 @@ class Parsed:
         return bool(found) and _BOOL[found[-1]]
 
 
-def parse(tokens: list[str], strings: set[str], ints: set[str], bools: set[str]) -> Parsed:
-    """Parse ``tokens``. :raises FlagError: for an unknown flag or a bad or missing value."""
+def parse(
+    tokens: list[str],
+    strings: set[str],
+    ints: set[str],
+    bools: set[str],
+    *,
+    title: str = "flag set",
+    help: Mapping[str, str] | None = None,
+) -> Parsed:
+    """Parse ``tokens``. :raises FlagError: for an unknown flag or a bad or missing value;
+    ``HelpRequested`` (with the listing of ``help``) for ``-h``/``--help``."""
     parsed = Parsed()
     index = 0
     while index < len(tokens):
@@ -71,7 +111,7 @@ def parse(tokens: list[str], strings: set[str], ints: set[str], bools: set[str])
             raise FlagError(f"bad flag syntax: {argument}")
         name, has_value, value = body.partition("=")
         if name in ("h", "help"):
-            raise FlagError("flag: help requested")
+            raise HelpRequested(usage(title, strings, ints, bools, help or {}))
         index += 1
         if name in bools:
             if has_value and value not in _BOOL:
@@ -89,7 +129,8 @@ def parse(tokens: list[str], strings: set[str], ints: set[str], bools: set[str])
                     "is not an integer"
                 )
         else:
-            raise FlagError(f"flag provided but not defined: -{name}")
+            known = strings | ints | bools
+            raise FlagError(f"flag provided but not defined: -{name}{_suggestion(name, known)}")
         parsed.values.setdefault(name, []).append(value)
         parsed.order.append(name)
     parsed.rest = tokens[index:]

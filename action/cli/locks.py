@@ -12,12 +12,22 @@ from action.cli.common import FAILURE
 from action.cli.common import REQUEST_URI
 from action.cli.common import SUCCESS
 from action.cli.common import USAGE
+from action.cli.common import HelpShown
 from action.cli.common import UsageError
 from action.cli.common import log
 from action.client import Connection
 from action.client import RequestFailed
 
 _LIFETIME = re.compile(r"[1-9][0-9]*[hdw]")
+LOCK_HELP = {
+    "environment": "the environment (exactly once)",
+    "application": "the application (exactly once)",
+    "team": "the team (exactly once)",
+    "lockID": "the lock's id (exactly once)",
+    "message": "why the lock is there (a team lock needs one)",
+    "ci_link": "a link to the CI run (an absolute URL)",
+    "suggested_lifetime": "how long the lock should stay, e.g. 2h, 3d or 1w",
+}
 
 
 LOCK_COMMANDS = {
@@ -62,7 +72,7 @@ def lock_command(command: str) -> Callable[[Connection, list[str]], int]:
 
     def handler(connection: Connection, tokens: list[str]) -> int:
         try:
-            values = _lock_args(tokens, required, optional, team_lock="team" in required)
+            values = _lock_args(command, tokens, required, optional, team_lock="team" in required)
         except UsageError as error:
             log(f"error while parsing command line args, error: {error}")
             return USAGE
@@ -88,10 +98,19 @@ def lock_command(command: str) -> Callable[[Connection, list[str]], int]:
 
 
 def _lock_args(
-    tokens: list[str], required: tuple[str, ...], optional: tuple[str, ...], *, team_lock: bool
+    command: str,
+    tokens: list[str],
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    *,
+    team_lock: bool,
 ) -> dict[str, str]:
     try:
-        parsed = goflags.parse(tokens, set(required) | set(optional), set(), set())
+        parsed = goflags.parse(
+            tokens, set(required) | set(optional), set(), set(), title=command, help=LOCK_HELP
+        )
+    except goflags.HelpRequested as asked:
+        raise HelpShown(asked.usage) from None
     except goflags.FlagError as error:
         raise UsageError(f"error while parsing command line arguments, error: {error}") from None
     if parsed.rest:

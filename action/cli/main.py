@@ -22,6 +22,7 @@ from action.cli import goflags
 from action.cli.common import FAILURE
 from action.cli.common import SUCCESS
 from action.cli.common import USAGE
+from action.cli.common import HelpShown
 from action.cli.common import UsageError
 from action.cli.common import log
 from action.cli.locks import LOCK_COMMANDS
@@ -39,6 +40,16 @@ UNSUPPORTED = (
     "get-deployment-commit",
     "delete-environment",
 )
+GLOBAL_HELP = {
+    "url": "the server's base URL (exactly once), e.g. https://kuberpult.example.com",
+    "author_name": "the git author of what this call changes",
+    "author_email": "the git author's email",
+    "client_uuid": "an id sent with every attempt, so a resend finds its release",
+    "retries": "attempts after the first, for network errors, 408, 429 and 5xx (default 3)",
+    "timeout": "seconds per attempt (default 180)",
+    "oauth_token_url": "fetch a token by the client-credentials grant from this URL "
+    "(KUBERPULT_OAUTH_CLIENT_ID, KUBERPULT_OAUTH_CLIENT_SECRET)",
+}
 HELP = """\
 kuberpult-client [global flags] <subcommand> [flags]
 
@@ -48,6 +59,9 @@ subcommands:  release, create-env-lock, delete-env-lock, create-app-lock, delete
               create-team-lock, delete-team-lock, help
 environment:  KUBERPULT_DEX_ACCESS_TOKEN, KUBERPULT_IAP_TOKEN,
               KUBERPULT_OAUTH_CLIENT_ID / KUBERPULT_OAUTH_CLIENT_SECRET (with --oauth_token_url)
+
+kuberpult-client --help             this text and the global flags
+kuberpult-client --url URL SUB --help   the flags of subcommand SUB
 """
 
 
@@ -75,7 +89,11 @@ def parse_global(tokens: list[str]) -> GlobalArgs:
     """Parse the flags before the subcommand. :raises UsageError: Kuberpult's messages."""
     strings = {"url", "author_name", "author_email", "client_uuid", "oauth_token_url"}
     try:
-        parsed = goflags.parse(tokens, strings, {"retries", "timeout"}, set())
+        parsed = goflags.parse(
+            tokens, strings, {"retries", "timeout"}, set(), title="top level", help=GLOBAL_HELP
+        )
+    except goflags.HelpRequested as asked:
+        raise HelpShown(HELP + "\n" + asked.usage) from None
     except goflags.FlagError as error:
         raise UsageError(_P + str(error)) from None
     if len(parsed.all("url")) != 1:
@@ -115,6 +133,18 @@ def parse_global(tokens: list[str]) -> GlobalArgs:
 
 def run(argv: list[str], environ: Mapping[str, str]) -> int:
     """Run the client; return the exit code."""
+    try:
+        return _run(argv, environ)
+    except HelpShown as shown:
+        print(shown.text, end="")
+        return SUCCESS
+
+
+def _run(argv: list[str], environ: Mapping[str, str]) -> int:
+    if argv[:1] == ["help"]:
+        # Kuberpult's client wants --url even here; help should not need a server.
+        print(HELP, end="")
+        return SUCCESS
     try:
         global_args = parse_global(argv)
     except UsageError as error:

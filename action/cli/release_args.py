@@ -8,6 +8,7 @@ from pathlib import Path
 
 from action.cli import goflags
 from action.cli.common import REQUEST_URI
+from action.cli.common import HelpShown
 from action.cli.common import UsageError
 from action.client import Release
 
@@ -31,6 +32,26 @@ _RELEASE_STRINGS = {
 }
 _RELEASE_INTS = {"version", "revision"}
 _RELEASE_BOOLS = {"skip_signatures", "use_dex_auth", "prepublish", "dry-run"}
+RELEASE_HELP = {
+    "application": "the application's name (exactly once)",
+    "environment": "an environment; each is followed by its --manifest (at least once)",
+    "manifest": "the manifest file of the --environment just before it",
+    "signature": "the detached signature of the --manifest just before it (unless "
+    "--skip_signatures or --use_dex_auth)",
+    "skip_signatures": "send no signatures",
+    "use_dex_auth": "authenticate with KUBERPULT_DEX_ACCESS_TOKEN instead of signatures",
+    "team": "the team that owns the application (at most once)",
+    "source_commit_id": "the full 40-character SHA-1 of the source commit",
+    "previous_commit_id": "the full SHA-1 of the previous source commit (needs --source_commit_id)",
+    "source_author": "the source commit's author: 'Name' or 'Name <mail@host>'",
+    "source_message": "the source commit's message",
+    "version": "the release version, a positive integer (omitted: the server assigns the next)",
+    "revision": "the release revision, a positive integer",
+    "display_version": "a version to show, at most 15 bytes (not empty)",
+    "ci_link": "a link to the CI run (an absolute URL)",
+    "prepublish": "publish without deploying (only with --use_dex_auth)",
+    "dry-run": "print the diff against the newest release instead of releasing",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +72,16 @@ def read_release_args(tokens: list[str]) -> ReleaseArgs:
     :raises UsageError: the first rule broken.
     """
     try:
-        parsed = goflags.parse(tokens, _RELEASE_STRINGS, _RELEASE_INTS, _RELEASE_BOOLS)
+        parsed = goflags.parse(
+            tokens,
+            _RELEASE_STRINGS,
+            _RELEASE_INTS,
+            _RELEASE_BOOLS,
+            title="release",
+            help=RELEASE_HELP,
+        )
+    except goflags.HelpRequested as asked:
+        raise HelpShown(asked.usage) from None
     except goflags.FlagError as error:
         raise UsageError(f"error while parsing command line arguments, error: {error}") from None
     if parsed.rest:

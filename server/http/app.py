@@ -18,7 +18,7 @@ from server.http import overview
 from server.http.context import close_store
 from server.repo.exporter import Exporter
 from server.repo.recovery import start_recovery
-from server.store import Store
+from server.store import open_store
 
 # Kuberpult caps the multipart body at 12 MiB.
 MAX_BODY_BYTES = 12 * 1024 * 1024
@@ -43,7 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["kuberpult.exporter"] = exporter
     app.extensions["kuberpult.auth"] = auth
 
-    store = Store.for_config(config)
+    store = open_store(config)
     try:
         store.migrate()
         exporter.prepare(store)

@@ -9,6 +9,7 @@ from server.auth.gate import Auth
 from server.config import Config
 from server.repo.exporter import Exporter
 from server.store import Store
+from server.store import open_store
 
 
 def get_config() -> Config:
@@ -32,7 +33,7 @@ def get_exporter() -> Exporter:
 def get_store() -> Store:
     """The request's SQLite connection, opened on first use and closed on teardown."""
     if "store" not in g:
-        g.store = Store.for_config(get_config())
+        g.store = open_store(get_config())
     store: Store = g.store
     return store
 

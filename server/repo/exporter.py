@@ -35,6 +35,7 @@ from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
 from server.store import Store
+from server.store import export_lease
 from server.store import utc_now
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ PUSH_MINIMUM = 5.0
 # How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
 RECENT_COMMITS = 500
 _WAITER_FIRST_POLL = 0.005
-_WAITER_MAX_POLL = 0.05
 
 
 def _status(batch_size: int, started: float, error: str | None) -> dict[str, object]:
@@ -77,7 +77,7 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.lock = RepoLock(config.lock_path)
+        self.lock = RepoLock(config.lock_path, export_lease(config))
         # Until the store records a push, the remote may hold its commits without the store
         # knowing: while this file exists, the next batch looks for their trailers.
         self._push_in_flight = config.data_dir / "push-in-flight"
@@ -125,16 +125,19 @@ class Exporter:
         """
         pause = _WAITER_FIRST_POLL
         while True:
+            seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
             with self.lock.held(time.monotonic()) as acquired:
                 if acquired:
                     return self._export_locked(store, release_id, deadline)
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
-            # Many waiters polling fast would eat the CPU the exporter needs.
-            time.sleep(pause)
-            pause = min(pause * 1.5, _WAITER_MAX_POLL)
+            # Many waiters polling fast would eat the CPU the exporter needs; where the store
+            # sends notifications, a finished push wakes them at once instead.
+            store.wait_for_export(seen, min(pause, left))
+            pause = min(pause * 1.5, store.WAITER_MAX_POLL)
 
     def _export_locked(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
         while True:
@@ -165,7 +168,9 @@ class Exporter:
             if failure is not None:
                 return failure
             if time.monotonic() >= deadline:
-                return ExportReport("the deadline passed with releases still pending")
+                return ExportReport(
+                    "timed out: the request's deadline passed with releases still pending"
+                )
 
     def _export_batch(
         self, store: Store, batch: list[StoredRelease], deadline: float
@@ -178,7 +183,7 @@ class Exporter:
         for _ in range(MAX_REDO):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return ExportReport("the deadline passed before the push")
+                return ExportReport("timed out: the request's deadline passed before the push")
             try:
                 if not clean:
                     timeout = min(remaining, self.config.git_push_timeout)
@@ -217,6 +222,9 @@ class Exporter:
                 store.mark_failed(release_id, code, message)
             maybe_die(self.config, "after-git-commit")
             if repo.head() != head_before:
+                if not self.lock.still_held():
+                    # Another replica may be exporting now: its push decides; ours would race.
+                    return ExportReport("lost the export lock before the push")
                 # Until the store records the push, the remote may hold these commits without
                 # the store knowing: the next batch then looks for their trailers.
                 self._push_in_flight.touch()

@@ -11,8 +11,13 @@ from server.repo.git import Git
 from server.repo.git import GitError
 from server.repo.git import summarize
 
-#: The store view that says whether the remote answered since the server started (/readyz).
-REMOTE_VIEW = "remote"
+
+def remote_view_name(config: Config) -> str:
+    """The store view that says whether the remote answered since this replica started
+    (/readyz); one per replica, as each reaches the remote on its own."""
+    return f"remote {config.replica_name}"
+
+
 #: While the remote has not answered, /readyz asks it again at most this often (seconds).
 REPROBE_SECONDS = 5.0
 

@@ -10,6 +10,7 @@ import time
 from server.config import Config
 from server.repo.exporter import Exporter
 from server.store import Store
+from server.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def start_recovery(config: Config, exporter: Exporter) -> None:
         store: Store | None = None
         while True:
             try:
-                store = store or Store.for_config(config)
+                store = store or open_store(config)
                 if store.count_pending():
                     deadline = time.monotonic() + config.request_budget
                     report = exporter.export_until(store, None, deadline)

@@ -11,8 +11,8 @@ from server.repo.credentials import GitCredentials
 from server.repo.git import Git
 from server.repo.git import GitError
 from server.repo.manifest_repo import ManifestRepo
-from server.repo.reachability import REMOTE_VIEW
 from server.repo.reachability import remote_view
+from server.repo.reachability import remote_view_name
 from server.repo.safe_tree import changed
 from server.store import Store
 
@@ -64,7 +64,7 @@ def prepare(config: Config, store: Store) -> None:
         log.warning("manifest repository not ready at startup: %s", error)
         if unanswered is not None:
             unanswered = str(error)
-    store.save_view(REMOTE_VIEW, remote_view(unanswered))
+    store.save_view(remote_view_name(config), remote_view(unanswered))
 
 
 def _create_embedded_remote(config: Config) -> None:

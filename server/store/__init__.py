@@ -1,7 +1,56 @@
-"""The store: the source of truth for releases. Callers import the interface from here, never
-a backend module, so the backend can change in one place."""
+"""The store: the source of truth for releases. Callers open it with ``open_store`` and use
+the ``Store`` interface; this is the one place that picks the backend (SQLite in the data
+directory by default, PostgreSQL with ``KUBERPULT_DATABASE_URL``)."""
 
-from server.store.sqlite import Store
-from server.store.sqlite import utc_now
+from __future__ import annotations
 
-__all__ = ["Store", "utc_now"]
+from typing import Protocol
+
+from server.config import Config
+from server.store.base import Store
+from server.store.base import utc_now
+from server.store.sqlite import SqliteStore
+
+__all__ = ["ExportLease", "Store", "export_lease", "open_store", "utc_now"]
+
+
+def open_store(config: Config, *, pooled: bool = True) -> Store:
+    """A connection to the configured database. ``pooled=False`` opens one of its own, for a
+    command that runs once (the gunicorn master must not keep a pool across its fork)."""
+    if config.database_url:
+        from server.store.postgres import PostgresStore
+
+        return PostgresStore(config, pooled=pooled)
+    return SqliteStore(config.database_path, config.sqlite_busy_timeout_ms)
+
+
+class ExportLease(Protocol):
+    """Who may export, across replicas; taken after the replica's own repository flock."""
+
+    def try_acquire(self) -> bool: ...
+
+    def still_held(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class ReplicaLease:
+    """One replica (SQLite): the repository flock already decides, so this always agrees."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def still_held(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
+
+def export_lease(config: Config) -> ExportLease:
+    """The lease for the configured database (a PostgreSQL advisory lock when shared)."""
+    if config.database_url:
+        from server.store.postgres import PostgresLease
+
+        return PostgresLease.for_config(config)
+    return ReplicaLease()

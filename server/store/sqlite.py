@@ -1,45 +1,31 @@
-"""SQLite, the source of truth: applications, releases, their manifests and export state.
+"""The SQLite backend, the embedded default: one file in the data directory.
 
-Every write runs in ``BEGIN IMMEDIATE`` so a read-then-write (the idempotency check, the
-next version number) cannot be interleaved by another worker. WAL mode lets readers go on
-while one writer works; ``synchronous=FULL`` so an answered release survives a power cut.
-
-Over 250 lines: one class whose public methods are the store interface the other layers use; a
-second backend goes beside it, not into it.
+Every write runs in ``BEGIN IMMEDIATE`` so a read-then-write (the idempotency check, the next
+version number) cannot be interleaved by another worker. WAL mode lets readers go on while one
+writer works; ``synchronous=FULL`` so an answered release survives a power cut.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
-from datetime import UTC
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from server.config import Config
 from server.errors import Unavailable
-from server.models import ExportState
-from server.models import FoundRelease
-from server.models import StoredRelease
 from server.store import schema
-from server.store.schema import RELEASE_TEXT_FIELDS
+from server.store.base import Cursor
+from server.store.base import Store
 
 BUSY_TIMEOUT_MS = 5000
 
 
-def utc_now() -> str:
-    """The current time as RFC 3339 UTC with seconds, the format written to the repo."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Store:
+class SqliteStore(Store):
     """One SQLite connection; open one per request or thread, never share across them."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
@@ -54,34 +40,35 @@ class Store:
             conn.close()
             raise _unavailable(error) from error
 
-    @classmethod
-    def for_config(cls, config: Config) -> Store:
-        """A connection to the configured database with the configured busy timeout."""
-        return cls(config.database_path, config.sqlite_busy_timeout_ms)
-
     def close(self) -> None:
-        """Close the connection."""
         self.db.conn.close()
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            return self.db.conn.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            raise _unavailable(error) from error
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self.db.conn.executemany(sql, rows)
+        except sqlite3.OperationalError as error:
+            raise _unavailable(error) from error
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
-        """A write transaction (``BEGIN IMMEDIATE``); busy beyond the timeout becomes a 503.
-
-        ``durable=False`` skips the fsync at commit: only for facts the exporter can find out
-        again (what is on the remote), never for an accepted release.
-        """
         conn = self.db.conn
         if not durable:
             conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            with self._transaction():
+            with self._immediate():
                 yield
         finally:
             if not durable:
                 conn.execute("PRAGMA synchronous=FULL")
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _immediate(self) -> Iterator[None]:
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -99,330 +86,13 @@ class Store:
             raise _unavailable(error) from error
 
     def migrate(self) -> None:
-        """Create or upgrade the schema; safe to call from every worker at once."""
         with self.transaction():
-            schema.migrate(self.db)
-
-    # -- reads ------------------------------------------------------------------------------
-
-    def find_release(self, application: str, version: int) -> StoredRelease | None:
-        """The release ``version`` of ``application``, if stored."""
-        rows = self._release_rows("application = ? and version = ?", [application, version])
-        return self._with_manifests(rows[0]) if rows else None
-
-    def release_keys(self) -> set[tuple[str, int]]:
-        """(application, version) of every release the store holds."""
-        rows = self.db.conn.execute("select application, version from releases").fetchall()
-        return {(str(app), int(version)) for app, version in rows}
-
-    def pushed_in_repository(self) -> set[tuple[str, int]]:
-        """(application, version) of pushed releases not recorded as cleaned up."""
-        rows = self.db.conn.execute(
-            "select application, version from releases where state = ? and "
-            "removed_from_repo_at is null",
-            [ExportState.PUSHED.value],
-        ).fetchall()
-        return {(str(app), int(version)) for app, version in rows}
-
-    def mark_removed(self, releases: Sequence[tuple[str, int]]) -> None:
-        """Record that these releases are no longer in the repository's tree."""
-        with self.transaction(durable=False):
-            self.db.conn.executemany(
-                "update releases set removed_from_repo_at = ? where application = ? and "
-                "version = ? and removed_from_repo_at is null",
-                [(utc_now(), app, version) for app, version in releases],
-            )
-
-    def find_by_client_uuid(self, application: str, client_uuid: str) -> StoredRelease | None:
-        """The release of ``application`` a client sent with this ``client-uuid``, if any."""
-        rows = self._release_rows("application = ? and client_uuid = ?", [application, client_uuid])
-        return self._with_manifests(rows[0]) if rows else None
-
-    def release_by_id(self, release_id: int) -> StoredRelease:
-        """The release with this row id."""
-        return self._with_manifests(self._release_rows("id = ?", [release_id])[0])
-
-    def release_state(self, release_id: int) -> ExportState:
-        """Only the export state of a release (cheap)."""
-        row = self.db.conn.execute(
-            "select state from releases where id = ?", [release_id]
-        ).fetchone()
-        return ExportState(row[0])
-
-    def highest_version(self, application: str) -> int | None:
-        """The highest stored version of ``application``."""
-        row = self.db.conn.execute(
-            "select max(version) from releases where application = ?", [application]
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def application_team(self, application: str) -> str | None:
-        """The team that owns ``application`` now."""
-        row = self.db.conn.execute(
-            "select team from applications where name = ?", [application]
-        ).fetchone()
-        return None if row is None else row[0]
-
-    def pending_releases(self, limit: int) -> list[StoredRelease]:
-        """The oldest releases not yet on the remote, at most ``limit``."""
-        rows = self._release_rows(
-            "state = ? order by id limit ?", [ExportState.PENDING.value, limit]
-        )
-        return [self._with_manifests(row) for row in rows]
-
-    def count_pending(self) -> int:
-        """How many releases wait for a push."""
-        return int(
-            self.db.conn.execute(
-                "select count(*) from releases where state = ?", [ExportState.PENDING.value]
-            ).fetchone()[0]
-        )
-
-    def environments(self) -> dict[str, tuple[bool, str]]:
-        """The mirrored environment configs: name -> (upstream latest, environment group)."""
-        rows = self.db.conn.execute(
-            "select name, upstream_latest, environment_group from environments"
-        ).fetchall()
-        return {name: (bool(latest), group or name) for name, latest, group in rows}
-
-    def save_environments(
-        self, configs: dict[str, tuple[bool, str | None]], view: dict[str, Any]
-    ) -> None:
-        """Replace the mirror of the environment configs and the environments view, unless
-        both are what is stored already (then nothing is written)."""
-        if self.view("environments")[0] == json.loads(json.dumps(view)) and self.environments() == {
-            name: (latest, group or name) for name, (latest, group) in configs.items()
-        }:
-            return
-        now = utc_now()
-        with self.transaction():
-            self.db.conn.execute("delete from environments")
-            for name, (latest, group) in sorted(configs.items()):
-                self.db.conn.execute(
-                    "insert into environments values (?, ?, ?, ?)", [name, int(latest), group, now]
-                )
-            self._put_view("environments", view)
-
-    def save_view(self, name: str, data: Any) -> None:
-        """Store a JSON view of the repository (replacing the previous one)."""
-        with self.transaction():
-            self._put_view(name, data)
-
-    def _put_view(self, name: str, data: Any) -> None:
-        self.db.conn.execute(
-            "insert or replace into repository_views values (?, ?, ?)",
-            [name, json.dumps(data, sort_keys=True), utc_now()],
-        )
-
-    def view(self, name: str) -> tuple[Any, str | None]:
-        """A stored view and when it was taken; ({}, None) before the first one."""
-        row = self.db.conn.execute(
-            "select json, updated_at from repository_views where name = ?", [name]
-        ).fetchone()
-        return (json.loads(row[0]), row[1]) if row else ({}, None)
-
-    def applications(self) -> list[dict[str, Any]]:
-        """Every application with its team and newest release."""
-        rows = self.db.conn.execute(
-            "select a.name, a.team, max(r.version) from applications a "
-            "left join releases r on r.application = a.name group by a.name order by a.name"
-        ).fetchall()
-        return [{"name": n, "team": t, "latest_version": v} for n, t, v in rows]
-
-    def releases_page(
-        self, application: str, offset: int, limit: int
-    ) -> tuple[list[StoredRelease], int]:
-        """One page of an application's releases, newest first, and how many there are."""
-        total = self.db.conn.execute(
-            "select count(*) from releases where application = ?", [application]
-        ).fetchone()[0]
-        rows = self.db.table("releases").rows_where(
-            "application = ?",
-            [application],
-            order_by="version desc",
-            limit=limit,
-            offset=offset,
-        )
-        return [self._with_manifests(row) for row in rows], int(total)
-
-    def latest_releases(self, limit: int) -> list[dict[str, Any]]:
-        """The newest releases across applications, without their manifests."""
-        rows = self.db.conn.execute(
-            "select r.application, r.version, r.display_version, r.created_at, r.state, "
-            "r.commit_sha, r.source_commit_id, group_concat(m.environment, ', ') "
-            "from releases r left join release_manifests m on m.release_id = r.id "
-            "group by r.id order by r.id desc limit ?",
-            [limit],
-        ).fetchall()
-        names = (
-            "application",
-            "version",
-            "display_version",
-            "created_at",
-            "state",
-            "commit_sha",
-            "source_commit_id",
-        )
-        return [
-            {
-                **dict(zip(names, row[:7], strict=True)),
-                "environments": sorted((row[7] or "").split(", ")) if row[7] else [],
-            }
-            for row in rows
-        ]
-
-    # The hot path uses plain SQL: sqlite-utils' table helpers look the columns up on every call.
-
-    def _release_rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
-        cursor = self.db.conn.execute(f"select * from releases where {where}", params)  # noqa: S608 - fixed clauses
-        names = [column[0] for column in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def _with_manifests(self, row: dict[str, Any]) -> StoredRelease:
-        manifests = {
-            environment: bytes(content)
-            for environment, content in self.db.conn.execute(
-                "select environment, content from release_manifests where release_id = ? "
-                "order by environment",
-                [row["id"]],
-            )
-        }
-        return StoredRelease(
-            id=row["id"],
-            application=row["application"],
-            version=row["version"],
-            manifests=manifests,
-            created_at=row["created_at"],
-            author_name=row["author_name"],
-            author_email=row["author_email"],
-            state=ExportState(row["state"]),
-            commit_sha=row["commit_sha"],
-            error=row["error"],
-            error_code=row["error_code"],
-            removed_from_repo_at=row["removed_from_repo_at"],
-            pushed_at=row["pushed_at"],
-            requester=row.get("requester"),
-            client_uuid=row.get("client_uuid"),
-            **{name: row[name] for name in RELEASE_TEXT_FIELDS},
-        )
-
-    # -- writes (call inside transaction()) -------------------------------------------------
-
-    def insert_release(self, fields: dict[str, Any], manifests: dict[str, bytes]) -> int:
-        """Insert a pending release and its manifests; the application row must exist."""
-        row = {name: fields.get(name) for name in RELEASE_TEXT_FIELDS}
-        row.update(
-            application=fields["application"],
-            version=fields["version"],
-            author_name=fields["author_name"],
-            author_email=fields["author_email"],
-            created_at=fields["created_at"],
-            requester=fields.get("requester"),
-            client_uuid=fields.get("client_uuid"),
-            state=ExportState.PENDING.value,
-        )
-        names = sorted(row)
-        cursor = self.db.conn.execute(
-            f"insert into releases ({', '.join(names)}) "  # noqa: S608 - fixed column names
-            f"values ({', '.join('?' for _ in names)})",
-            [row[name] for name in names],
-        )
-        release_id = cursor.lastrowid
-        assert release_id is not None  # noqa: S101 - an insert always yields a row id
-        self.db.conn.executemany(
-            "insert into release_manifests (release_id, environment, content) values (?, ?, ?)",
-            [(release_id, env, content) for env, content in sorted(manifests.items())],
-        )
-        return int(release_id)
-
-    def save_application(self, name: str, team: str | None) -> None:
-        """Create the application, or move it to ``team`` when one is given (as Kuberpult)."""
-        self.db.conn.execute(
-            "insert into applications (name, team, created_at) values (?, ?, ?) "
-            "on conflict(name) do update set team = coalesce(excluded.team, team)",
-            [name, team, utc_now()],
-        )
-
-    def mark_pushed(
-        self,
-        commits: list[tuple[int, str]],
-        removed: Sequence[tuple[str, int]] = (),
-        status: dict[str, Any] | None = None,
-    ) -> None:
-        """Record that these releases are on the remote, each in its commit, and which older
-        releases the cleanup rule took out of the repository (their rows stay); ``status``
-        becomes the "export" view in the same transaction (one fsync for all)."""
-        pushed_at = utc_now()
-        # If this is lost in a power cut the releases are pending again, and the next export
-        # finds their files on the remote and marks them without a second commit.
-        with self.transaction(durable=False):
-            if status is not None:
-                self._put_view("export", status)
-            for application, version in removed:
-                self.db.conn.execute(
-                    "update releases set removed_from_repo_at = ? "
-                    "where application = ? and version = ?",
-                    [pushed_at, application, version],
-                )
-            self.db.conn.executemany(
-                "update releases set state = ?, commit_sha = ?, pushed_at = ?, error = null "
-                "where id = ?",
-                [
-                    (ExportState.PUSHED.value, sha, pushed_at, release_id)
-                    for release_id, sha in commits
-                ],
-            )
-
-    def mark_failed(self, release_id: int, code: str, error: str) -> None:
-        """Take a release out of the export queue because it cannot be written."""
-        with self.transaction():
-            # Plain SQL: sqlite-utils 3.x's Table.update commits the open transaction.
-            self.db.conn.execute(
-                "update releases set state = ?, error = ?, error_code = ? where id = ?",
-                [ExportState.FAILED.value, error, code, release_id],
-            )
-
-    def delete_release(self, release_id: int) -> None:
-        """Forget a release that was refused (it never reached the repository)."""
-        with self.transaction():
-            self.delete_release_rows(release_id)
-
-    def delete_release_rows(self, release_id: int) -> None:
-        """Delete a release's rows (call inside ``transaction()``)."""
-        self.db.conn.execute("delete from release_manifests where release_id = ?", [release_id])
-        self.db.conn.execute("delete from releases where id = ?", [release_id])
-
-    def adopt(self, found: list[FoundRelease], author: tuple[str, str]) -> None:
-        """Record releases read back from the repository as pushed (they are on it)."""
-        if not found:
-            return
-        now = utc_now()
-        with self.transaction():
-            for release in found:
-                self.db.conn.execute(
-                    "insert into applications (name, team, created_at) values (?, ?, ?) "
-                    "on conflict(name) do nothing",
-                    [release.application, release.team, now],
-                )
-                fields: dict[str, Any] = {
-                    "application": release.application,
-                    "version": release.version,
-                    "author_name": author[0],
-                    "author_email": author[1],
-                    "created_at": release.created_at or now,
-                    **release.texts,
-                }
-                release_id = self.insert_release(fields, release.manifests)
-                self.db.conn.execute(
-                    "update releases set state = ?, pushed_at = ? where id = ?",
-                    [ExportState.PUSHED.value, now, release_id],
-                )
-
-    def retry_failed(self, release_id: int) -> None:
-        """Put a failed release back in the queue (its request came again)."""
-        self.db.conn.execute(
-            "update releases set state = ? where id = ?", [ExportState.PENDING.value, release_id]
-        )
+            current = int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
+            for step in schema.pending(current):
+                for statement in step.sqlite:
+                    self.db.conn.execute(statement)
+            if current < schema.SCHEMA_VERSION:
+                self.db.conn.execute(f"PRAGMA user_version={schema.SCHEMA_VERSION}")
 
 
 def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:

@@ -1,0 +1,206 @@
+"""The store interface on both backends: SQLite in a data directory and a real PostgreSQL
+server. Whatever the release service, exporter and read API rely on must answer alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.config import Config
+from server.errors import Unavailable
+from server.models import ExportState
+from server.models import FoundRelease
+from server.store import Store
+from server.store import open_store
+from server.store import schema
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def config(request: pytest.FixtureRequest, tmp_path: Path) -> Config:
+    env = {"KUBERPULT_DATA_DIR": str(tmp_path / "data")}
+    if request.param == "postgres":
+        env["KUBERPULT_DATABASE_URL"] = request.getfixturevalue("database_url")
+    (tmp_path / "data").mkdir()
+    return Config.from_env(env)
+
+
+@pytest.fixture
+def store(config: Config) -> Iterator[Store]:
+    store = open_store(config)
+    store.migrate()
+    yield store
+    store.close()
+
+
+def release_fields(application: str, version: int, **extra: object) -> dict[str, object]:
+    return {
+        "application": application,
+        "version": version,
+        "author_name": "Ada",
+        "author_email": "ada@example.com",
+        "created_at": "2026-11-28T00:00:00Z",
+        **extra,
+    }
+
+
+def add_release(store: Store, application: str, version: int, **extra: object) -> int:
+    with store.transaction():
+        store.save_application(application, "team-a")
+        return store.insert_release(
+            release_fields(application, version, **extra), {"production": b"a: 1\n", "dev": b"b"}
+        )
+
+
+def test_a_release_is_stored_with_its_manifests_and_found_again(store: Store) -> None:
+    release_id = add_release(store, "pay", 1, source_message="fix: ; the bug", client_uuid="u-1")
+    found = store.find_release("pay", 1)
+    assert found is not None and found.id == release_id
+    assert found.manifests == {"dev": b"b", "production": b"a: 1\n"}
+    assert found.source_message == "fix: ; the bug"
+    assert found.state == ExportState.PENDING
+    assert store.find_by_client_uuid("pay", "u-1") == found
+    assert store.release_by_id(release_id) == found
+    assert store.find_release("pay", 2) is None
+    assert store.find_by_client_uuid("other", "u-1") is None
+
+
+def test_versions_and_teams(store: Store) -> None:
+    assert store.highest_version("pay") is None
+    add_release(store, "pay", 3)
+    add_release(store, "pay", 7)
+    assert store.highest_version("pay") == 7
+    assert store.application_team("pay") == "team-a"
+    with store.transaction():
+        store.save_application("pay", None)  # no team given: the team stays
+    assert store.application_team("pay") == "team-a"
+    with store.transaction():
+        store.save_application("pay", "team-b")
+    assert store.application_team("pay") == "team-b"
+    assert store.application_team("nobody") is None
+    assert store.applications() == [{"name": "pay", "team": "team-b", "latest_version": 7}]
+    assert store.release_keys() == {("pay", 3), ("pay", 7)}
+
+
+def test_the_export_queue(store: Store) -> None:
+    first, second, third = (add_release(store, "pay", v) for v in (1, 2, 3))
+    assert [r.id for r in store.pending_releases(2)] == [first, second]
+    assert store.count_pending() == 3
+    store.mark_pushed([(first, "a" * 40)], status={"ok": True})
+    store.mark_failed(second, "unsafe_repository_path", "a symlink")
+    assert store.release_state(first) == ExportState.PUSHED
+    assert store.release_by_id(first).commit_sha == "a" * 40
+    failed = store.release_by_id(second)
+    assert (failed.state, failed.error_code, failed.error) == (
+        ExportState.FAILED,
+        "unsafe_repository_path",
+        "a symlink",
+    )
+    assert [r.id for r in store.pending_releases(10)] == [third]
+    with store.transaction():
+        store.retry_failed(second)
+    assert store.count_pending() == 2
+    assert store.view("export")[0] == {"ok": True}
+    assert store.pushed_in_repository() == {("pay", 1)}
+    store.mark_removed([("pay", 1)])
+    assert store.pushed_in_repository() == set()
+    store.delete_release(third)
+    assert store.find_release("pay", 3) is None
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_application("pay", "team-a")
+        store.insert_release(release_fields("pay", 1), {"dev": b"x"})
+        raise RuntimeError("the request was refused half way")
+    assert store.find_release("pay", 1) is None
+    assert store.applications() == []
+
+
+def test_adopted_releases_count_as_pushed_once(store: Store) -> None:
+    found = FoundRelease("pay", 4, {"dev": b"x"}, None, "team-a", {"display_version": "v4"})
+    store.adopt([found], ("kuberpult", "k@example.com"))
+    store.adopt([found], ("kuberpult", "k@example.com"))  # another replica saw it too
+    adopted = store.find_release("pay", 4)
+    assert adopted is not None and adopted.state == ExportState.PUSHED
+    assert adopted.display_version == "v4"
+    assert store.release_keys() == {("pay", 4)}
+
+
+def test_views_environments_and_pages(store: Store) -> None:
+    store.save_view("remote r1", {"ok": True})
+    store.save_view("remote r1", {"ok": False, "error": "down"})
+    assert store.view("remote r1")[0] == {"ok": False, "error": "down"}
+    assert store.view("never") == ({}, None)
+    store.save_environments({"dev": (True, None), "prod": (False, "prod-group")}, {"e": 1})
+    assert store.environments() == {"dev": (True, "dev"), "prod": (False, "prod-group")}
+    for version in range(1, 6):
+        add_release(store, "pay", version)
+    page, total = store.releases_page("pay", offset=1, limit=2)
+    assert (total, [r.version for r in page]) == (5, [4, 3])
+    latest = store.latest_releases(2)
+    assert [(r["application"], r["version"]) for r in latest] == [("pay", 5), ("pay", 4)]
+    assert latest[0]["environments"] == ["dev", "production"]
+
+
+def test_migrating_again_and_from_many_threads_at_once(config: Config) -> None:
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            store = open_store(config, pooled=False)
+            try:
+                store.migrate()
+            finally:
+                store.close()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrate) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store = open_store(config)
+    store.migrate()
+    add_release(store, "pay", 1)  # the schema is whole
+    store.close()
+    assert schema.SCHEMA_VERSION == schema.MIGRATIONS[-1].version
+
+
+def test_concurrent_writers_take_turns(config: Config, store: Store) -> None:
+    # Read the highest version, then insert the next: with one writer at a time no two
+    # writers get the same number, on either backend.
+    def next_release() -> None:
+        own = open_store(config)
+        try:
+            with own.transaction():
+                version = (own.highest_version("pay") or 0) + 1
+                own.save_application("pay", None)
+                own.insert_release(release_fields("pay", version), {"dev": b"x"})
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=next_release) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.release_keys() == {("pay", v) for v in range(1, 9)}
+
+
+def test_an_unreachable_database_is_a_503_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    config = Config.from_env(
+        {
+            "KUBERPULT_DATA_DIR": str(tmp_path / "data"),
+            "KUBERPULT_DATABASE_URL": "postgresql://kl:secret-pw@127.0.0.1:9/none",
+        }
+    )
+    with pytest.raises(Unavailable) as raised:
+        open_store(config, pooled=False)
+    assert "database is unavailable" in raised.value.message
+    assert "secret-pw" not in raised.value.message
