@@ -31,6 +31,19 @@ from server.http import logs
 DATABASE_WAIT = 20.0
 
 
+SUBCOMMANDS = """\
+subcommands:
+  kuberpult-server [--bind HOST:PORT] [--workers N] [--threads N]   serve (the default)
+  kuberpult-server create-environment NAME [--upstream-latest | --upstream ENV] [--group G]
+  kuberpult-server migrate     create or upgrade the database schema, then exit
+  kuberpult-server config      print the effective configuration (secrets redacted)
+
+Configuration comes from KUBERPULT_* environment variables only: `kuberpult-server config
+--reference` lists them all with their defaults (the README's "Configuration" has the same
+table). An unknown KUBERPULT_* variable stops the server.
+"""
+
+
 class _GunicornServer(BaseApplication):  # type: ignore[misc]
     """Runs ``create_app(config)`` in each worker; the config is built once, in the master."""
 
@@ -125,7 +138,33 @@ def main(argv: list[str] | None = None) -> int:
         return create_environment(args[1:])
     if args and args[0] == "migrate":
         return migrate(args[1:])
+    if args and args[0] == "config":
+        return show_config(args[1:])
     return serve(args)
+
+
+def show_config(argv: list[str]) -> int:
+    """Print the effective configuration (secrets redacted), or the README's table."""
+    parser = argparse.ArgumentParser(
+        prog="kuberpult-server config",
+        description="Print every setting the server would use now, read from the environment "
+        "as at start-up, with passwords and tokens in URLs blanked.",
+    )
+    parser.add_argument(
+        "--reference", action="store_true", help="print the table of every variable instead"
+    )
+    args = parser.parse_args(argv)
+    from server import variables
+
+    if args.reference:
+        print(variables.reference_table(), end="")
+        return 0
+    config = _config()
+    if config is None:
+        return 2
+    for name, value in variables.effective(config):
+        print(f"{name}={value}")
+    return 0
 
 
 def migrate(argv: list[str]) -> int:
@@ -208,7 +247,10 @@ def create_environment(argv: list[str]) -> int:
 def serve(argv: list[str]) -> int:
     """Read the configuration and serve under gunicorn."""
     parser = argparse.ArgumentParser(
-        prog="kuberpult-server", description="Kuberpult-compatible release server."
+        prog="kuberpult-server",
+        description="Kuberpult-compatible release server.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SUBCOMMANDS,
     )
     parser.add_argument("--bind", default="127.0.0.1:8081", help="HOST:PORT (default %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
@@ -239,7 +281,9 @@ def serve(argv: list[str]) -> int:
     print(
         f"kuberpult-server: serving on http://{args.bind}, data in {config.data_dir}, "
         f"database {config.database_for_display}, "
-        f"manifest repository {config.git_url_for_display} (branch {config.git_branch}): "
+        f"manifest repository {config.git_url_for_display}"
+        f"{' (the embedded default: KUBERPULT_GIT_URL is unset)' if config.embedded_remote else ''}"
+        f" (branch {config.git_branch}): "
         f"{_remote_at_start(config)}\n"
         f"kuberpult-server: authentication: {access.summary(config)}",
         file=sys.stderr,

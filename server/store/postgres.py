@@ -91,11 +91,11 @@ def _dialect(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools: dict[tuple[int, str], ConnectionPool[psycopg.Connection[Any]]] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(config: Config) -> ConnectionPool:
+def _pool(config: Config) -> ConnectionPool[psycopg.Connection[Any]]:
     """This process's pool (a pool must not cross gunicorn's fork: keyed by pid)."""
     key = (os.getpid(), config.database_url)
     with _pools_lock:
@@ -159,9 +159,10 @@ class PostgresStore(Store):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
-            return self.conn.execute(_dialect(sql), params or None)
+            cursor: Cursor = self.conn.execute(_dialect(sql), params or None)
         except psycopg.OperationalError as error:
             raise _unavailable(error) from None
+        return cursor
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:

@@ -45,9 +45,10 @@ class SqliteStore(Store):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
-            return self.db.conn.execute(sql, params)
+            cursor: Cursor = self.db.conn.execute(sql, params)
         except sqlite3.OperationalError as error:
             raise _unavailable(error) from error
+        return cursor
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
