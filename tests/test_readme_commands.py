@@ -75,3 +75,24 @@ def test_a_readme_block_runs_as_written(
     assert releases and all(r["state"] == "pushed" for r in releases)
     # Free text arrives whole (curl's -F would cut it at the ';').
     assert {r["source_message"] for r in releases} == {"fix: the bug; and a semicolon"}
+
+
+INSTALL = re.compile(r"<!-- readme-test: install -->\n```sh\n(.*?)```", re.DOTALL)
+
+
+def test_the_readmes_install_commands_give_a_working_server_command(tmp_path: Path) -> None:
+    (block,) = INSTALL.findall((ROOT / "README.md").read_text())
+    script = block.replace("/opt/kuberpult-lite", str(tmp_path / "opt")).replace(
+        "./kuberpult-lite", str(ROOT)
+    )
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "create-environment" in result.stdout  # kuberpult-server --help
+    assert (tmp_path / "opt" / ".venv" / "bin" / "kuberpult-client").exists()
