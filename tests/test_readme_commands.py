@@ -96,3 +96,31 @@ def test_the_readmes_install_commands_give_a_working_server_command(tmp_path: Pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert "create-environment" in result.stdout  # kuberpult-server --help
     assert (tmp_path / "opt" / ".venv" / "bin" / "kuberpult-client").exists()
+
+
+SIGNING_KEY = re.compile(r"<!-- readme-test: signing-key -->\n```sh\n(.*?)```", re.DOTALL)
+
+
+def test_the_readmes_signing_key_commands_give_a_secret_and_a_keyring(tmp_path: Path) -> None:
+    (block,) = SIGNING_KEY.findall((ROOT / "README.md").read_text())
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=tmp_path,
+        env={**os.environ, "GNUPGHOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    listed = subprocess.run(
+        ["gpg", "--show-keys", "--with-colons", str(tmp_path / "keyring.gpg")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "release@acme.example" in listed and "\nsec" not in listed  # public half only
