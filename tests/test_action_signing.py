@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from action.runner.github import ActionFailure
+from action.runner.signing import decode_key
 from action.runner.signing import signer
 from testkit.server import stop_gpg_agent
 
@@ -115,3 +116,27 @@ def test_a_bad_key_fails_clearly(key: str, tmp_path: Path) -> None:
     with pytest.raises(ActionFailure, match="gpg-private-key"):
         with signer(key, "", tmp_path):
             pass
+
+
+def test_a_key_given_as_base64_has_what_it_decodes_to_masked(
+    secret_key: SecretKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The runner masks the input as given (base64); the armored key inside it is a secret
+    # the Action derives, and must be masked too before gpg could echo any of it.
+    wrapped = base64.encodebytes(secret_key.armored.encode()).decode()  # 76-column lines
+    decode_key(wrapped)
+    masked = {
+        line.removeprefix("::add-mask::")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("::add-mask::")
+    }
+    body = [line.strip() for line in secret_key.armored.splitlines() if len(line.strip()) > 20]
+    assert body and all(line in masked for line in body)
+    assert base64.b64encode(secret_key.armored.encode()).decode() in masked
+
+
+def test_an_armored_key_is_not_decoded_and_adds_no_mask(
+    secret_key: SecretKey, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert decode_key(secret_key.armored).startswith(b"-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    assert capsys.readouterr().out == ""  # the input itself was masked by the caller

@@ -322,3 +322,38 @@ def test_github_oidc_needs_no_stored_secret(
         token_service.shutdown()
         token_service.server_close()
         github.stop()
+
+
+def test_a_workspace_cannot_shadow_the_actions_code(
+    tmp_path: Path,
+    signed_server: Server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    ci_key: SecretKey,
+) -> None:
+    # The workflow's checkout is the working directory of every step: a repository with its
+    # own action package, or modules named like the ones the steps run, must not be imported.
+    repo, shas = service
+    trap = "raise SystemExit('the workspace was imported: {}')\n"
+    for module in ("action/__init__.py", "action.py", "venv/__init__.py", "pip/__init__.py"):
+        path = repo / module
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(trap.format(module))
+    (repo / "sitecustomize.py").write_text(trap.format("sitecustomize.py"))
+    fresh = CompositeAction(ROOT, tmp_path / "runner-temp")  # the install step runs too
+    app = unique_app()
+    run = fresh.run(
+        {
+            "url": signed_server.url,
+            "application": app,
+            "manifests": "development=deploy/dev.yaml\n",
+            "gpg-private-key": ci_key.armored,
+            "gpg-passphrase": PASSPHRASE,
+        },
+        workspace=repo,
+        event=push_event(shas),
+        env={"GITHUB_SHA": shas[-1], "PYTHONPATH": str(repo)},
+    )
+    assert run.outcome == "success", run.log
+    assert "the workspace was imported" not in run.log
+    assert bare_remote.exists(f"applications/{app}/releases/3")

@@ -92,6 +92,7 @@ def _token(environ: Mapping[str, str]) -> str | None:
     if _flag(environ, "github-oidc"):
         request_url = environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
         request_token = environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+        github.mask(request_token)
         if not request_url or not request_token:
             raise ActionFailure(
                 "github-oidc needs the job permission 'id-token: write' (the runner did not "

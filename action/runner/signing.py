@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from action.runner.github import ActionFailure
+from action.runner.github import mask
 
 GPG_TIMEOUT = 60
 
@@ -28,12 +29,19 @@ def decode_key(key: str) -> bytes:
     if text.startswith("-----BEGIN"):
         return text.encode() + b"\n"
     try:
-        return base64.b64decode("".join(text.split()), validate=True)
+        decoded = base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ActionFailure(
             "gpg-private-key is neither an ASCII-armored key (-----BEGIN PGP PRIVATE KEY "
             "BLOCK-----) nor base64 of one"
         ) from None
+    # The input itself is masked already; what was derived from it must be too, before
+    # anything (gpg's messages, a traceback) could print it: the armored text inside, and
+    # the key as one unwrapped line of base64.
+    if decoded.lstrip().startswith(b"-----BEGIN"):
+        mask(decoded.decode("ascii", "replace"))
+    mask(base64.b64encode(decoded).decode())
+    return decoded
 
 
 class Signer:
