@@ -65,6 +65,7 @@ class Config:
     database_password_file: Path | None = None
     database_max_connections: int = 10
     replica_name: str = ""
+    signature_mode: str = "bytes"
 
     @property
     def database_path(self) -> Path:
@@ -186,7 +187,13 @@ class Config:
         if password_file is not None and not database_url:
             raise ConfigError("KUBERPULT_DATABASE_PASSWORD_FILE needs KUBERPULT_DATABASE_URL")
         replica = _text(env, "KUBERPULT_REPLICA_NAME", f"{socket.gethostname()}:{data_dir}")
+        signature_mode = env.get("KUBERPULT_SIGNATURE_MODE", "").strip() or "bytes"
+        if signature_mode not in ("bytes", "envelope"):
+            raise ConfigError(
+                f"KUBERPULT_SIGNATURE_MODE must be 'bytes' or 'envelope', got {signature_mode!r}"
+            )
         return cls(
+            signature_mode=signature_mode,
             database_url=database_url,
             database_password_file=password_file,
             database_max_connections=_whole(
@@ -271,6 +278,7 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_DATABASE_PASSWORD_FILE",
         "KUBERPULT_DB_MAX_OPEN_CONNECTIONS",
         "KUBERPULT_REPLICA_NAME",
+        "KUBERPULT_SIGNATURE_MODE",
     }
 )
 

@@ -170,6 +170,13 @@ VARIABLES: tuple[Variable, ...] = (
         lambda c: _path(c.pgp_key_ring_path),
     ),
     Variable(
+        "KUBERPULT_SIGNATURE_MODE",
+        "`bytes`",
+        "`envelope`: each signature signs the release's envelope (application, environment, "
+        "version, manifest digest), so it cannot be replayed for another release",
+        lambda c: c.signature_mode,
+    ),
+    Variable(
         "KUBERPULT_DEX_ENABLED",
         "`false`",
         "OIDC tokens from Dex, with RBAC",

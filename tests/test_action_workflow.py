@@ -357,3 +357,36 @@ def test_a_workspace_cannot_shadow_the_actions_code(
     assert run.outcome == "success", run.log
     assert "the workspace was imported" not in run.log
     assert bare_remote.exists(f"applications/{app}/releases/3")
+
+
+def test_envelope_signatures_from_the_action(
+    action: CompositeAction,
+    start_server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    ci_key: SecretKey,
+    tmp_path: Path,
+) -> None:
+    keyring = tmp_path / "keyring.asc"
+    keyring.write_bytes(ci_key.public)
+    server: Server = start_server(
+        bare_remote, KUBERPULT_PGP_KEY_RING_PATH=str(keyring), KUBERPULT_SIGNATURE_MODE="envelope"
+    )
+    repo, shas = service
+    inputs = {
+        "url": server.url,
+        "application": unique_app(),
+        "manifests": "development=deploy/dev.yaml\n",
+        "gpg-private-key": ci_key.armored,
+        "gpg-passphrase": PASSPHRASE,
+    }
+    env = {"GITHUB_SHA": shas[-1]}
+    bytes_run = action.run(inputs, workspace=repo, event=push_event(shas), env=env)
+    assert bytes_run.outcome == "failure"  # this server takes envelope signatures only
+    assert "envelope signatures only" in bytes_run.log
+    run = action.run(
+        {**inputs, "signature-mode": "envelope"}, workspace=repo, event=push_event(shas), env=env
+    )
+    assert run.outcome == "success", run.log
+    assert run.outputs["response-status"] == "201"
+    assert bare_remote.exists(f"applications/{inputs['application']}/releases/3")

@@ -158,3 +158,47 @@ def test_release_sh_usage_errors(service: Path, args: list[str], message: str) -
     result = script("release.sh", *args, cwd=service)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_envelope_signatures_with_both_scripts(
+    start_server, bare_remote: Remote, service: Path, gpg_keys: Keys
+) -> None:
+    server = start_server(
+        bare_remote,
+        KUBERPULT_PGP_KEY_RING_PATH=str(gpg_keys.keyring),
+        KUBERPULT_SIGNATURE_MODE="envelope",
+    )
+    app = unique_app()
+    signed = script(
+        "sign-manifests.sh",
+        "--key",
+        gpg_keys.fingerprints["trusted"],
+        "--envelope",
+        app,
+        "02",  # the checkout's commit count, as release.sh sends it (leading zero dropped)
+        "development=dev.yaml",
+        cwd=service,
+        env={"GNUPGHOME": str(gpg_keys.home), "KUBERPULT_GPG_PASSPHRASE": ""},
+    )
+    assert signed.returncode == 0, signed.stderr
+    assert not (service / "dev.yaml.envelope").exists()
+
+    def release(application: str) -> subprocess.CompletedProcess[str]:
+        return script(
+            "release.sh",
+            "--url",
+            server.url,
+            "--application",
+            application,
+            "--legacy",
+            "--signatures",
+            "development=dev.yaml",
+            cwd=service,
+        )
+
+    released = release(app)
+    assert released.returncode == 0, released.stderr + released.stdout
+    assert bare_remote.exists(f"applications/{app}/releases/2")
+    replayed = release(unique_app())  # the same signature for another application
+    assert replayed.returncode == 22
+    assert "envelope signatures only" in replayed.stdout + replayed.stderr

@@ -21,6 +21,7 @@ from action import client
 from action.client import Connection
 from action.client import Release
 from action.client import RequestFailed
+from action.envelope import envelope
 from action.runner import github
 from action.runner import metadata
 from action.runner import signing
@@ -158,8 +159,17 @@ def run(environ: Mapping[str, str]) -> None:
             ),
         ):
             print(f"signing with key {fingerprint}")
+            mode = github.read_input(environ, "signature-mode") or "bytes"
+            if mode not in ("bytes", "envelope"):
+                raise ActionFailure("signature-mode must be 'bytes' or 'envelope'")
             signatures = {
-                env: signer.sign(content, fingerprint) for env, content in manifests.items()
+                # Envelope: the signature names this application, environment and version, so
+                # it cannot be replayed for another release (the server's envelope mode).
+                env: signer.sign(
+                    envelope(application, env, version, content) if mode == "envelope" else content,
+                    fingerprint,
+                )
+                for env, content in manifests.items()
             }
     token = _token(environ)
     run_link = ""

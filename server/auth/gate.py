@@ -21,6 +21,7 @@ from server.auth.access import Credential
 from server.auth.access import Requirement
 from server.auth.access import requirement
 from server.auth.access import settings_hint
+from server.auth.envelope import envelope
 from server.auth.github import GitHubPolicy
 from server.auth.github import parse_github_policy
 from server.auth.oidc import OidcIssuer
@@ -36,6 +37,7 @@ from server.config import Config
 from server.config import ConfigError
 from server.errors import Forbidden
 from server.errors import Unauthorized
+from server.errors import ValidationError
 from server.models import ReleaseRequest
 from server.models import StoredRelease
 from server.repo import layout
@@ -223,8 +225,29 @@ class Auth:
 
     def _check_signatures(self, request: ReleaseRequest) -> None:
         assert self.signatures is not None  # noqa: S101 - only called with a keyring
+        if self.config.signature_mode != "envelope":
+            for env, manifest in sorted(request.manifests.items()):
+                self.signatures.verify(env, manifest, request.signatures.get(env, []))
+            return
+        if request.version is None:
+            raise ValidationError(
+                "version",
+                "envelope signatures (KUBERPULT_SIGNATURE_MODE=envelope) cover the version: "
+                "send the version the manifests were signed for",
+            )
         for env, manifest in sorted(request.manifests.items()):
-            self.signatures.verify(env, manifest, request.signatures.get(env, []))
+            signed = envelope(request.application, env, request.version, manifest)
+            try:
+                self.signatures.verify(env, signed, request.signatures.get(env, []))
+            except ValidationError as refused:
+                raise ValidationError(
+                    f"signatures[{env}]",
+                    f"{refused.message}. This server takes envelope signatures only: each must "
+                    f"sign the envelope of application {request.application!r}, environment "
+                    f"{env!r}, version {request.version} and this manifest; a signature made "
+                    "for another application, environment or version, or over the manifest "
+                    "bytes alone, is refused",
+                ) from None
 
     def _check_dex_release(self, user: User, request: ReleaseRequest, store: Store) -> None:
         """The early check, on the last known environment configs (the exporter checks again
