@@ -17,4 +17,3 @@ def envelope(application: str, environment: str, version: int, manifest: bytes) 
         f"{HEADER}\napplication: {application}\nenvironment: {environment}\n"
         f"version: {version}\nmanifest-sha256: {digest}\n"
     ).encode("ascii")
-
