@@ -1,6 +1,8 @@
 """Every variable the server reads, with its default and meaning: the one list that
 ``KNOWN_VARIABLES``, ``kuberpult-server config`` and the README's configuration table come from
-(a test compares the README with ``reference_table()``)."""
+(a test compares the README with ``reference_table()``).
+
+Over 250 lines: it is mostly the table itself, one entry per variable, as data."""
 
 from __future__ import annotations
 
