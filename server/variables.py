@@ -143,7 +143,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "KUBERPULT_DB_MAX_OPEN_CONNECTIONS",
         "`10`",
-        "PostgreSQL connections per worker process; a request waits up to 5 s for one",
+        "pooled PostgreSQL connections per worker process; a request that waited 5 s for one "
+        "opens its own",
         lambda c: c.database_max_connections,
     ),
     Variable(

@@ -204,3 +204,23 @@ def test_an_unreachable_database_is_a_503_not_a_crash(tmp_path: Path) -> None:
         open_store(config, pooled=False)
     assert "database is unavailable" in raised.value.message
     assert "secret-pw" not in raised.value.message
+
+
+def test_a_busy_or_backing_off_pool_falls_back_to_a_connection_of_its_own(
+    tmp_path: Path, database_url: str
+) -> None:
+    (tmp_path / "data").mkdir()
+    config = Config.from_env(
+        {
+            "KUBERPULT_DATA_DIR": str(tmp_path / "data"),
+            "KUBERPULT_DATABASE_URL": database_url,
+            "KUBERPULT_DB_MAX_OPEN_CONNECTIONS": "2",
+        }
+    )
+    held = [open_store(config) for _ in range(2)]  # the whole pool
+    extra = open_store(config)  # waits POOL_TIMEOUT, then connects on its own
+    extra.migrate()
+    assert extra.count_pending() == 0
+    extra.close()
+    for store in held:
+        store.close()

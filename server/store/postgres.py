@@ -143,12 +143,17 @@ class PostgresStore(Store):
         self._pool = _pool(config) if pooled else None
         try:
             if self._pool is not None:
-                self.conn = self._pool.getconn(timeout=POOL_TIMEOUT)
-            else:
-                self.conn = psycopg.connect(
-                    config.database_url, **connection_kwargs(config, "command")
-                )
-        except (psycopg.Error, PoolTimeout) as error:
+                try:
+                    self.conn = self._pool.getconn(timeout=POOL_TIMEOUT)
+                    return
+                except PoolTimeout:
+                    # After an outage the pool waits longer and longer between reconnect
+                    # attempts (1, 2, 4 ... s); the database may be back before the next one,
+                    # and every pooled connection may be busy. One connection of its own
+                    # serves this request meanwhile.
+                    self._pool = None
+            self.conn = psycopg.connect(config.database_url, **connection_kwargs(config, "command"))
+        except psycopg.Error as error:
             raise _unavailable(error) from None
 
     def close(self) -> None:
