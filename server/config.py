@@ -39,7 +39,8 @@ class Config:
     git_author_email: str = "kuberpult@example.com"
     api_enable_despite_no_auth: bool = False
     git_push_timeout: float = 30.0
-    max_commits_per_push: int = 20
+    max_commits_per_push: int = 200
+    max_bytes_per_push: int = 16 * 1024 * 1024
     max_queue: int = 200
     sqlite_busy_timeout_ms: int = 5000
     recovery_interval: float = 5.0
@@ -133,7 +134,10 @@ class Config:
         author_name = _text(env, "KUBERPULT_GIT_AUTHOR_NAME", "kuberpult")
         author_email = _text(env, "KUBERPULT_GIT_AUTHOR_EMAIL", "kuberpult@example.com")
         push_timeout = _number(env, "KUBERPULT_GIT_PUSH_TIMEOUT", 30.0, low=1.0, high=600.0)
-        max_commits = _whole(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 20, low=1, high=1000)
+        max_commits = _whole(env, "KUBERPULT_MAX_COMMITS_PER_PUSH", 200, low=1, high=1000)
+        max_bytes = _whole(
+            env, "KUBERPULT_MAX_BYTES_PER_PUSH", 16 * 1024 * 1024, low=2**20, high=2**31
+        )
         versions_limit = _whole(env, "KUBERPULT_RELEASE_VERSIONS_LIMIT", 20, low=5, high=30)
         dex_enabled = _boolean(env, "KUBERPULT_DEX_ENABLED")
         dex_issuer = env.get("KUBERPULT_DEX_ISSUER_URL", "").strip()
@@ -226,6 +230,7 @@ class Config:
             api_enable_despite_no_auth=open_api,
             git_push_timeout=push_timeout,
             max_commits_per_push=max_commits,
+            max_bytes_per_push=max_bytes,
             max_queue=_whole(env, "KUBERPULT_MAX_QUEUE", 200, low=1, high=1_000_000),
             sqlite_busy_timeout_ms=_whole(
                 env, "KUBERPULT_SQLITE_BUSY_TIMEOUT", 5000, low=10, high=600_000
@@ -257,6 +262,7 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_GIT_TOKEN_FILE",
         "KUBERPULT_GIT_USERNAME",
         "KUBERPULT_MAX_COMMITS_PER_PUSH",
+        "KUBERPULT_MAX_BYTES_PER_PUSH",
         "KUBERPULT_MAX_QUEUE",
         "KUBERPULT_RELEASE_VERSIONS_LIMIT",
         "KUBERPULT_SQLITE_BUSY_TIMEOUT",

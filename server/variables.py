@@ -105,9 +105,16 @@ VARIABLES: tuple[Variable, ...] = (
         lambda c: c.release_versions_limit,
     ),
     Variable(
+        "KUBERPULT_MAX_BYTES_PER_PUSH",
+        "`16777216` (16 MiB)",
+        "manifest bytes per push: a batch takes pending releases until the next would pass it "
+        "(a bigger release goes alone)",
+        lambda c: c.max_bytes_per_push,
+    ),
+    Variable(
         "KUBERPULT_MAX_COMMITS_PER_PUSH",
-        "`20`",
-        "releases committed per push (one commit each)",
+        "`200`",
+        "a cap on releases per push (one commit each), beside the byte budget",
         lambda c: c.max_commits_per_push,
     ),
     Variable(

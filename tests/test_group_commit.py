@@ -73,3 +73,29 @@ def test_a_release_that_cannot_be_applied_does_not_sink_the_batch(
     for app in apps:
         assert bare_remote.exists(f"applications/{app}/releases/1")
     assert list(outside.iterdir()) == []
+
+
+def test_a_push_carries_at_most_its_byte_budget(start_server, bare_remote: Remote) -> None:
+    counter = slow_counting_remote(bare_remote, 0.3)
+    server = start_server(bare_remote, workers=2, KUBERPULT_MAX_BYTES_PER_PUSH=str(2**20))
+    pushes_before = len(counter.read_text().split()) if counter.exists() else 0
+    big = b"data: |\n" + b"  " + b"x" * (400 * 1024) + b"\n"  # 400 KiB: two fit in 1 MiB
+    results: list[requests.Response] = []
+
+    def send(app: str) -> None:
+        results.append(server.release(app, {"development": big}))
+
+    threads = [threading.Thread(target=send, args=(unique_app(),)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in results] == [201] * 6, [r.text for r in results]
+    pushes = len(counter.read_text().split()) - pushes_before
+    assert pushes >= 3, f"6 releases of 400 KiB in {pushes} pushes of at most 1 MiB"
+    batches = [
+        line
+        for line in server.log().splitlines()
+        if '"event": "push"' in line and '"ok": true' in line
+    ]
+    assert batches and all('"batch_size": 1' in b or '"batch_size": 2' in b for b in batches)

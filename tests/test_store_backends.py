@@ -224,3 +224,16 @@ def test_a_busy_or_backing_off_pool_falls_back_to_a_connection_of_its_own(
     extra.close()
     for store in held:
         store.close()
+
+
+def test_a_batch_stops_at_the_byte_budget_but_never_comes_back_empty(store: Store) -> None:
+    ids = []
+    for version, size in enumerate((400, 400, 400, 5000, 10), start=1):
+        with store.transaction():
+            store.save_application("pay", None)
+            ids.append(store.insert_release(release_fields("pay", version), {"dev": b"x" * size}))
+    assert [r.id for r in store.pending_releases(10, max_bytes=1000)] == ids[:2]
+    assert [r.id for r in store.pending_releases(2)] == ids[:2]
+    store.mark_pushed([(i, "a" * 40) for i in ids[:3]])
+    # A release bigger than the budget goes alone rather than never.
+    assert [r.id for r in store.pending_releases(10, max_bytes=1000)] == [ids[3]]

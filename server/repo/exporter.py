@@ -143,7 +143,9 @@ class Exporter:
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            batch = store.pending_releases(self.config.max_commits_per_push)
+            batch = store.pending_releases(
+                self.config.max_commits_per_push, self.config.max_bytes_per_push
+            )
             if not batch:
                 return ExportReport()
             started = time.monotonic()

@@ -148,12 +148,23 @@ class Store(ABC):
         ).fetchone()
         return None if row is None else str(row[0]) if row[0] is not None else None
 
-    def pending_releases(self, limit: int) -> list[StoredRelease]:
-        """The oldest releases not yet on the remote, at most ``limit`` (whoever accepted them)."""
-        rows = self._release_rows(
-            "state = ? order by id limit ?", [ExportState.PENDING.value, limit]
-        )
-        return [self._with_manifests(row) for row in rows]
+    def pending_releases(self, limit: int, max_bytes: int | None = None) -> list[StoredRelease]:
+        """The oldest releases not yet on the remote (whoever accepted them): at most ``limit``,
+        and no more than ``max_bytes`` of manifests in all (but always the oldest one)."""
+        sizes = self._execute(
+            "select r.id, coalesce(sum(length(m.content)), 0) from releases r "
+            "left join release_manifests m on m.release_id = r.id where r.state = ? "
+            "group by r.id order by r.id limit ?",
+            [ExportState.PENDING.value, limit],
+        ).fetchall()
+        chosen: list[int] = []
+        total = 0
+        for release_id, size in sizes:
+            if chosen and max_bytes is not None and total + int(size) > max_bytes:
+                break
+            chosen.append(int(release_id))
+            total += int(size)
+        return [self.release_by_id(release_id) for release_id in chosen]
 
     def count_pending(self) -> int:
         """How many releases wait for a push."""
