@@ -178,7 +178,6 @@ def migrate(argv: list[str]) -> int:
     config = _config()
     if config is None:
         return 2
-    from server.errors import KuberpultError
     from server.store import schema
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +215,6 @@ def create_environment(argv: list[str]) -> int:
     config = _config()
     if config is None:
         return 2
-    from server.errors import KuberpultError
     from server.release.edits import RepositoryEdits
     from server.repo.exporter import Exporter
     from server.store import open_store

@@ -91,31 +91,6 @@ def _dialect(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-_pools: dict[tuple[int, str], ConnectionPool[psycopg.Connection[Any]]] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(config: Config) -> ConnectionPool[psycopg.Connection[Any]]:
-    """This process's pool (a pool must not cross gunicorn's fork: keyed by pid)."""
-    key = (os.getpid(), config.database_url)
-    with _pools_lock:
-        pool = _pools.get(key)
-        if pool is None:
-            pool = ConnectionPool(
-                config.database_url,
-                kwargs=connection_kwargs(config, "worker"),
-                min_size=1,
-                max_size=config.database_max_connections,
-                open=True,
-                # A restarted server leaves broken connections in the pool: check on borrow.
-                check=ConnectionPool.check_connection,
-                timeout=POOL_TIMEOUT,
-                name="kuberpult-lite",
-            )
-            _pools[key] = pool
-        return pool
-
-
 _singletons: dict[tuple[object, int, str], Any] = {}
 _singletons_lock = threading.Lock()
 
@@ -128,6 +103,25 @@ def _per_process(kind: Callable[[Config], _T], config: Config) -> _T:
             _singletons[key] = kind(config)
         found: _T = _singletons[key]
         return found
+
+
+def _new_pool(config: Config) -> ConnectionPool[psycopg.Connection[Any]]:
+    return ConnectionPool(
+        config.database_url,
+        kwargs=connection_kwargs(config, "worker"),
+        min_size=1,
+        max_size=config.database_max_connections,
+        open=True,
+        # A restarted server leaves broken connections in the pool: check on borrow.
+        check=ConnectionPool.check_connection,
+        timeout=POOL_TIMEOUT,
+        name="kuberpult-lite",
+    )
+
+
+def _pool(config: Config) -> ConnectionPool[psycopg.Connection[Any]]:
+    """This process's pool (a pool must not cross gunicorn's fork)."""
+    return _per_process(_new_pool, config)
 
 
 class PostgresStore(Store):
