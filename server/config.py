@@ -67,6 +67,7 @@ class Config:
     database_max_connections: int = 10
     replica_name: str = ""
     signature_mode: str = "bytes"
+    argocd_generate_files: bool = True
 
     @property
     def database_path(self) -> Path:
@@ -107,6 +108,12 @@ class Config:
     def git_url_for_display(self) -> str:
         """The remote URL with any credentials blanked, for pages, logs and messages."""
         return redact(self.git_url)
+
+    @property
+    def git_url_for_argocd(self) -> str:
+        """The remote as Argo CD should fetch it: an https URL loses its userinfo (Argo CD
+        has its own credentials), an ssh URL keeps its user name but never a password."""
+        return _without_secret(self.git_url)
 
     @property
     def request_budget(self) -> float:
@@ -197,6 +204,7 @@ class Config:
                 f"KUBERPULT_SIGNATURE_MODE must be 'bytes' or 'envelope', got {signature_mode!r}"
             )
         return cls(
+            argocd_generate_files=_boolean(env, "KUBERPULT_ARGO_CD_GENERATE_FILES", default=True),
             signature_mode=signature_mode,
             database_url=database_url,
             database_password_file=password_file,
@@ -285,6 +293,7 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_DB_MAX_OPEN_CONNECTIONS",
         "KUBERPULT_REPLICA_NAME",
         "KUBERPULT_SIGNATURE_MODE",
+        "KUBERPULT_ARGO_CD_GENERATE_FILES",
     }
 )
 
@@ -324,6 +333,14 @@ def redact(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text)
 
 
+_HTTP_USERINFO = re.compile(r"(?i)^(https?://)[^/@\s]*@")
+_SSH_PASSWORD = re.compile(r"(?i)^(ssh://[^/:@\s]*):[^/@\s]*@")
+
+
+def _without_secret(url: str) -> str:
+    return _SSH_PASSWORD.sub(r"\1@", _HTTP_USERINFO.sub(r"\1", url))
+
+
 def _valid_branch(name: str) -> bool:
     return (
         _BRANCH.fullmatch(name) is not None
@@ -341,8 +358,10 @@ def _text(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _boolean(env: Mapping[str, str], name: str) -> bool:
+def _boolean(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
     if raw in _TRUE:
         return True
     if raw in _FALSE:

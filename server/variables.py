@@ -99,6 +99,13 @@ VARIABLES: tuple[Variable, ...] = (
         lambda c: c.write_commit_data,
     ),
     Variable(
+        "KUBERPULT_ARGO_CD_GENERATE_FILES",
+        "`true`",
+        "write `argocd/v1alpha1/<env>.yaml` (an AppProject and the Applications) for every "
+        "environment whose `config.json` has an `argocd` object",
+        lambda c: c.argocd_generate_files,
+    ),
+    Variable(
         "KUBERPULT_RELEASE_VERSIONS_LIMIT",
         "`20`",
         "releases kept per application by the cleanup rule (5 to 30)",

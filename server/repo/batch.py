@@ -83,6 +83,7 @@ def commit_each(
                 continue
         try:
             change = layout.apply_release(repo.tree, release, settings)
+            change = layout.with_argocd_files(repo.tree, change, settings)
         except ApplyError as error:
             flush()
             repo.discard_uncommitted()

@@ -25,6 +25,7 @@ from server.repo import batch as batches
 from server.repo import layout
 from server.repo import mirror
 from server.repo import startup
+from server.repo.argocd import ArgoCdSettings
 from server.repo.batch import ReleaseGuard
 from server.repo.git import GitError
 from server.repo.git import NonFastForward
@@ -87,6 +88,9 @@ class Exporter:
         self.layout_settings = layout.LayoutSettings(
             release_versions_limit=config.release_versions_limit,
             write_commit_data=config.write_commit_data,
+            argocd=ArgoCdSettings(
+                config.git_url_for_argocd, config.git_branch, config.argocd_generate_files
+            ),
         )
 
     def _repo(self) -> ManifestRepo:
@@ -285,7 +289,9 @@ class Exporter:
                         timeout = max(deadline - time.monotonic(), 1.0)
                         mirror.sync(repo, store, self._committer, timeout)
                     try:
-                        change = edit(repo.tree)
+                        change = layout.with_argocd_files(
+                            repo.tree, edit(repo.tree), self.layout_settings
+                        )
                     except ApplyError:
                         repo.discard_uncommitted()
                         if clean:

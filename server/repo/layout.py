@@ -18,6 +18,8 @@ from datetime import datetime
 
 from server.models import EXISTS_IN_REPOSITORY
 from server.models import StoredRelease
+from server.repo import argocd
+from server.repo.argocd import ArgoCdSettings
 from server.repo.commit_data import CommitData
 from server.repo.commit_data import forget_application
 from server.repo.environments import read_config
@@ -39,6 +41,7 @@ class LayoutSettings:
 
     release_versions_limit: int = 20
     write_commit_data: bool = False
+    argocd: ArgoCdSettings = ArgoCdSettings("", "", enabled=False)
 
 
 @dataclass
@@ -53,6 +56,14 @@ class Change:
     def message(self) -> str:
         """The commit message: one line per step, as Kuberpult joins them."""
         return "\n".join(self.messages) + "\n"
+
+
+def with_argocd_files(tree: SafeTree, change: Change, settings: LayoutSettings) -> Change:
+    """``change`` plus the Argo CD files it alters (re-rendered after every commit that
+    changes anything, as Kuberpult does)."""
+    if change.paths:
+        change.paths += argocd.update_files(tree, settings.argocd)
+    return change
 
 
 def releases_dir(application: str) -> Parts:
