@@ -147,7 +147,7 @@ def from_repository(code: str, message: str) -> KuberpultError:
     """The answer for a change the manifest repository refused, by the refusal's code."""
     if code == "too_old":
         return TooOld(message)
-    if code == "unknown_environment":
+    if code in ("unknown_environment", "unknown_environment_group", "unknown_release"):
         return NotFound(message)
     if code == "forbidden":
         return Forbidden(message)

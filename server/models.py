@@ -5,6 +5,22 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Protocol
+
+
+class EditPermissions(Protocol):
+    """What the caller of an edit may do, decided on the tree the edit is applied to (the
+    environment groups come from its configs). Built by ``server.auth``, used by
+    ``server.release``: neither imports the other."""
+
+    def check_environment(
+        self, action: str, environment: str, group: str, application: str | None = None
+    ) -> None:
+        """:raises Forbidden: the caller may not do ``action`` (RBAC's names) there."""
+
+    def application_refusal(self, environment: str, application: str, team: str) -> str | None:
+        """Why the caller may not move ``application`` (of ``team``) in ``environment``, or
+        None when it may: a release train skips such an application, a deploy is refused."""
 
 
 @dataclass(frozen=True)

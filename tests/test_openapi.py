@@ -61,7 +61,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(
             "not_a_server_error,status_code_conformance,content_type_conformance,"
             "response_schema_conformance",
             "--max-examples",
-            "150",
+            "110",
             "--seed",
             "20261127",
             "--request-timeout",

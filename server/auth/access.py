@@ -21,7 +21,9 @@ class Access(enum.StrEnum):
     READ = "read"  # overview page, read API, the client's dry-run manifest diff
     RELEASE = "release"  # POST /api/release
     LEGACY_RELEASE = "legacy-release"  # POST /release (Kuberpult's signed endpoint)
-    LOCK = "lock"  # creating and deleting locks
+    LOCK = "lock"  # creating and deleting locks (environment, application, team, group)
+    PROMOTE = "promote"  # release trains and deploys of a version
+    ENVIRONMENT = "environment"  # deleting an environment
 
 
 class Credential(enum.StrEnum):
@@ -73,9 +75,12 @@ def requirement(access: Access, config: Config) -> Requirement:
     ]
     if access is Access.READ:
         return OPEN if config.open_reads else Requirement(tuple(tokens))
-    if access is Access.LOCK:
+    if access in (Access.LOCK, Access.ENVIRONMENT):
         # GitHub Actions tokens release; they never lock (they carry no RBAC roles).
         return Requirement((frozenset({Credential.DEX}),)) if dex else CLOSED
+    if access is Access.PROMOTE:
+        # A GitHub token promotes only where its policy rule's "promote" list says.
+        return Requirement(tuple(tokens))
     signatures = frozenset({Credential.SIGNATURES})
     if access is Access.LEGACY_RELEASE:
         # Kuberpult's /release: the keyring's signatures, plus the Dex login when Dex is on.
@@ -97,6 +102,14 @@ def settings_hint(access: Access) -> str:
         )
     if access is Access.LOCK:
         return "lock edits need a Dex token: enable KUBERPULT_DEX_ENABLED"
+    if access is Access.ENVIRONMENT:
+        return "deleting an environment needs a Dex token: enable KUBERPULT_DEX_ENABLED"
+    if access is Access.PROMOTE:
+        return (
+            "release trains and deploys need a token: enable KUBERPULT_DEX_ENABLED (RBAC "
+            "DeployReleaseTrain / DeployRelease) or KUBERPULT_GITHUB_OIDC_POLICY_PATH (a rule's "
+            '"promote" list)'
+        )
     return (
         "releases need a credential: set KUBERPULT_PGP_KEY_RING_PATH (signed manifests), "
         "KUBERPULT_DEX_ENABLED or KUBERPULT_GITHUB_OIDC_POLICY_PATH (tokens), or "

@@ -298,6 +298,10 @@ class Auth:
         group = store.environments().get(environment, (False, environment))[1]
         self.dex_policy.check_action(principal.user, action, group, environment, application)
 
+    def permissions(self, principal: Principal | None) -> CallerPermissions:
+        """The caller's permissions, for edits that decide them on the tree they change."""
+        return CallerPermissions(principal, self.dex_policy, self.github_policy)
+
     def may_read(self, principal: Principal | None, application: str) -> bool:
         """Whether the caller may read ``application`` (GitHub tokens: their rules' apps)."""
         return principal is None or principal.readable is None or application in principal.readable
@@ -322,3 +326,72 @@ def _missing(access: Access, needed: Requirement) -> str:
     if not needed.accepted:
         return settings_hint(access)
     return f"authentication required: this endpoint accepts {needed}"
+
+
+#: The RBAC actions a GitHub token may be granted by a rule's "promote" list.
+_PROMOTING = frozenset({"DeployReleaseTrain", "DeployRelease"})
+
+
+class CallerPermissions:
+    """``EditPermissions`` for one caller: Dex users by the RBAC policy (and the team file),
+    GitHub tokens by their rules' ``promote`` lists, an admitted anonymous caller (the
+    explicit opt-out) for everything."""
+
+    def __init__(
+        self,
+        principal: Principal | None,
+        dex_policy: Policy | None,
+        github_policy: GitHubPolicy | None,
+    ) -> None:
+        self.principal = principal
+        self.dex_policy = dex_policy
+        self.github_policy = github_policy
+
+    def check_environment(
+        self, action: str, environment: str, group: str, application: str | None = None
+    ) -> None:
+        principal = self.principal
+        if principal is None:
+            return
+        if principal.kind == "dex":
+            assert self.dex_policy is not None  # noqa: S101 - dex issuer implies a policy
+            self.dex_policy.check_action(principal.user, action, group, environment, application)
+            return
+        assert self.github_policy is not None  # noqa: S101 - github issuer implies a policy
+        if action not in _PROMOTING:
+            raise Forbidden(
+                "PermissionDenied GitHub Actions tokens may only release and promote "
+                f"(not {action})"
+            )
+        if not self.github_policy.promoting_rules(principal.claims, environment):
+            raise Forbidden(
+                f"PermissionDenied no rule of the GitHub policy lets repository "
+                f"{principal.claims.get('repository')!r} promote to environment "
+                f'{environment!r} (a matching rule\'s "promote" list must name it)'
+            )
+
+    def application_refusal(self, environment: str, application: str, team: str) -> str | None:
+        principal = self.principal
+        if principal is None:
+            return None
+        if principal.kind == "dex":
+            teams = self.dex_policy.teams if self.dex_policy else None
+            if teams is None or not team:
+                return None
+            user = principal.user
+            if user.email in teams.get(team, set()) | teams.get("*", set()):
+                return None
+            return (
+                f"skipping application {json.dumps(application)} in environment "
+                f"{json.dumps(environment)} because the user {user.name} is not in team "
+                f"{json.dumps(team)}"
+            )
+        assert self.github_policy is not None  # noqa: S101 - github issuer implies a policy
+        for rule in self.github_policy.promoting_rules(principal.claims, environment):
+            if application in rule.applications or "*" in rule.applications:
+                return None
+        return (
+            f"skipping application {json.dumps(application)} in environment "
+            f"{json.dumps(environment)} because no rule of the GitHub policy that promotes to "
+            "it names the application"
+        )

@@ -5,7 +5,8 @@ A JSON file (``KUBERPULT_GITHUB_OIDC_POLICY_PATH``)::
     {"rules": [{"repository": "acme/payments", "repository_id": "123456",
                 "repository_owner_id": "7890", "ref": "refs/heads/main",
                 "environment": "production",
-                "applications": ["payments-api"], "environments": ["development", "staging"]}]}
+                "applications": ["payments-api"], "environments": ["development", "staging"],
+                "promote": ["staging"]}]}
 
 ``ref``, ``environment``, ``repository_id`` and ``repository_owner_id`` are optional (absent:
 any); the ids are recommended, because a deleted repository's or owner's *name* can be
@@ -13,7 +14,9 @@ registered again by someone else, the ids cannot. ``"*"`` in a list means any.
 
 A token authenticates only when a rule matches it (any GitHub user can mint a token for this
 audience from their own repository); it may read the applications its matching rules name,
-and release one when a matching rule names it and all its environments (default deny).
+and release one when a matching rule names it and all its environments (default deny). A
+rule's ``promote`` list names the environments its workflow may run release trains into and
+deploy to (its applications only); it is empty unless given.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Rule:
     environment: str | None = None
     repository_id: str | None = None
     repository_owner_id: str | None = None
+    #: Environments this workflow may promote to (release trains, deploys); none by default.
+    promote: frozenset[str] = frozenset()
 
     def matches(self, claims: dict[str, Any]) -> bool:
         """Whether the token's claims are this rule's workflow."""
@@ -69,6 +74,14 @@ class GitHubPolicy:
                 return None
             names |= rule.applications
         return frozenset(names)
+
+    def promoting_rules(self, claims: dict[str, Any], environment: str) -> list[Rule]:
+        """The matching rules that let the token promote to ``environment``."""
+        return [
+            rule
+            for rule in self.matching(claims)
+            if environment in rule.promote or "*" in rule.promote
+        ]
 
     def check_release(
         self, claims: dict[str, Any], application: str, environments: list[str]
@@ -112,21 +125,27 @@ def parse_github_policy(text: str, source: str) -> GitHubPolicy:
             ):
                 raise PolicyError(f'{where}: "{key}" must be a non-empty list of names')
             lists[key] = frozenset(value)
+        promote = raw.get("promote", [])
+        if not isinstance(promote, list) or not all(isinstance(v, str) for v in promote):
+            raise PolicyError(f'{where}: "promote" must be a list of environment names')
         pins = ("ref", "environment", "repository_id", "repository_owner_id")
         for key in pins:
             if raw.get(key) is not None and not isinstance(raw[key], str | int):
                 raise PolicyError(f'{where}: "{key}" must be a string (the ids may be numbers)')
-        unknown = set(raw) - {"repository", "applications", "environments", *pins}
+        unknown = set(raw) - {"repository", "applications", "environments", "promote", *pins}
         if unknown:
             raise PolicyError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        ids = {k: None if raw.get(k) is None else str(raw[k]) for k in pins[2:]}
         rules.append(
             Rule(
                 raw["repository"],
                 lists["applications"],
                 lists["environments"],
-                raw.get("ref"),
-                raw.get("environment"),
-                *(None if raw.get(k) is None else str(raw[k]) for k in pins[2:]),
+                ref=raw.get("ref"),
+                environment=raw.get("environment"),
+                repository_id=ids["repository_id"],
+                repository_owner_id=ids["repository_owner_id"],
+                promote=frozenset(promote),
             )
         )
     return GitHubPolicy(tuple(rules))

@@ -15,6 +15,7 @@ from server.http import errors
 from server.http import locks
 from server.http import logs
 from server.http import overview
+from server.http import promotion
 from server.http.context import close_store
 from server.repo.exporter import Exporter
 from server.repo.recovery import start_recovery
@@ -55,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(locks.bp)
     app.register_blueprint(overview.bp)
+    app.register_blueprint(promotion.bp)
     app.teardown_appcontext(close_store)
     errors.init_app(app)
     if config.recovery_interval > 0:

@@ -182,6 +182,42 @@ def _lock_operations(parameters: list[dict[str, Any]], what: str) -> dict[str, A
     }
 
 
+TRAIN_BODY = {
+    "type": "object",
+    "properties": {"ciLink": {"type": "string"}},
+    "additionalProperties": False,
+}
+TRAIN_RESULT = {
+    "type": "object",
+    "required": ["target", "commit_sha", "deployed", "skipped"],
+    "properties": {
+        "target": {"type": "string"},
+        "team": {"type": "string"},
+        "commit_sha": {"type": ["string", "null"]},
+        "deployed": {"type": "array", "items": {"type": "object"}},
+        "skipped": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _train_operation(parameters: list[dict[str, Any]], what: str) -> dict[str, Any]:
+    return {
+        "parameters": parameters,
+        "put": {
+            "summary": f"Release train into {what}: deploy what the upstream runs",
+            "parameters": [{"name": "team", "in": "query", "schema": NAME}],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": TRAIN_BODY}},
+            },
+            "responses": {
+                "200": _json("Done (one commit), or nothing to move", TRAIN_RESULT),
+                **_errors("400", "401", "403", "404", "409", "503"),
+            },
+        },
+    }
+
+
 ENV = _path("environment", NAME, "Environment name")
 APP = _path("application", NAME, "Application name")
 LOCK = _path("lockId", LOCK_ID, "Lock id")
@@ -341,6 +377,102 @@ SPEC: dict[str, Any] = {
         "/api/environments/{environment}/lock/team/{team}/{lockId}": _lock_operations(
             [ENV, _path("team", NAME, "Team name"), LOCK], "a team lock"
         ),
+        "/environment-groups/{group}/locks/{lockId}": _lock_operations(
+            [_path("group", NAME, "Environment group"), LOCK],
+            "the same environment lock on every member of a group",
+        ),
+        "/api/environments/{environment}/releasetrain": _train_operation([ENV], "an environment"),
+        "/api/environment-groups/{group}/releasetrain": _train_operation(
+            [_path("group", NAME, "Environment group")], "every environment of a group"
+        ),
+        "/api/environments/{environment}/applications/{application}/deployment": {
+            "parameters": [ENV, APP],
+            "put": {
+                "summary": "Deploy one version that is in the repository",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["version"],
+                                "properties": {
+                                    "version": {"type": "integer", "minimum": 1},
+                                    "lockBehavior": {"enum": ["record", "fail", "ignore"]},
+                                },
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        "Deployed (or queued behind a lock with record)",
+                        {
+                            "type": "object",
+                            "required": ["version", "queued", "commit_sha"],
+                            "properties": {
+                                "version": {"type": "integer"},
+                                "queued": {"type": "boolean"},
+                                "commit_sha": {"type": ["string", "null"]},
+                            },
+                        },
+                    ),
+                    **_errors("400", "401", "403", "404", "409", "503"),
+                },
+            },
+        },
+        "/api/environments/{environment}": {
+            "parameters": [ENV],
+            "delete": {
+                "summary": "Delete an environment nothing runs in, locks or follows",
+                "responses": {
+                    "200": _json("Deleted (or there was none)", {"type": "object"}),
+                    **_errors("400", "401", "403", "404", "409", "503"),
+                },
+            },
+        },
+        "/api/commit-deployments/{commit}": {
+            "parameters": [
+                {
+                    "name": "commit",
+                    "in": "path",
+                    "required": True,
+                    "description": "A source commit (40 hex digits)",
+                    "schema": {"type": "string"},
+                }
+            ],
+            "get": {
+                "summary": "Per application and environment: DEPLOYED, PENDING or UNKNOWN",
+                "responses": {
+                    "200": _json(
+                        "Where the releases of this commit run",
+                        {
+                            "type": "object",
+                            "required": ["deploymentStatus"],
+                            "properties": {"deploymentStatus": {"type": "object"}},
+                        },
+                    ),
+                    **_errors("400", "401", "404"),
+                },
+            },
+        },
+        "/api/environments/{environment}/applications/{application}/commit": {
+            "parameters": [
+                {**ENV, "schema": {"type": "string"}},
+                {**APP, "schema": {"type": "string"}},
+            ],
+            "get": {
+                "summary": "The source commit of the release an environment runs",
+                "responses": {
+                    "200": _json(
+                        "author, commit_id, commit_message ({} when nothing is deployed)",
+                        {"type": "object"},
+                    ),
+                    **_errors("401", "403"),
+                },
+            },
+        },
         "/": {
             "get": {
                 "summary": "The overview page (HTML)",

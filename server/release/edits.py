@@ -16,7 +16,9 @@ from server.config import Config
 from server.errors import Unavailable
 from server.errors import ValidationError
 from server.errors import from_repository
+from server.models import EditPermissions
 from server.repo.environments import config_path
+from server.repo.environments import read_config
 from server.repo.environments import render_config
 from server.repo.exporter import EditNotPushed
 from server.repo.exporter import Exporter
@@ -122,15 +124,24 @@ def lock_request(target: LockTarget, raw_id: str, body: object) -> LockRequest:
     )
 
 
+#: An edit: applied to the working tree under the repository lock, it returns what changed.
+Edit = Callable[[SafeTree], Change]
+
+
 class RepositoryEdits:
-    """Creates and deletes locks and environments through the exporter."""
+    """Runs edits that are not releases (locks, environments, promotions) through the
+    exporter: one commit each, answered once pushed."""
 
     def __init__(self, config: Config, exporter: Exporter, store: Store) -> None:
         self.config = config
         self.exporter = exporter
         self.store = store
 
-    def _run(self, edit: Callable[[SafeTree], Change], author: tuple[str, str]) -> str | None:
+    def run(self, edit: Edit, author: tuple[str, str]) -> str | None:
+        """Apply, commit and push ``edit``; the new commit, or None when nothing changed.
+
+        :raises KuberpultError: the edit was refused (its own error) or not pushed (503).
+        """
         deadline = time.monotonic() + self.config.request_budget
         try:
             return self.exporter.run_edit(self.store, edit, author, deadline)
@@ -141,44 +152,40 @@ class RepositoryEdits:
                 f"not changed: the manifest repository push failed: {error}"
             ) from None
 
-    def create_lock(self, request: LockRequest, author: tuple[str, str]) -> str | None:
+    def create_lock(
+        self, request: LockRequest, author: tuple[str, str], permissions: EditPermissions
+    ) -> str | None:
         """Write the lock's directory and push; None when an identical lock already exists."""
-        target, lock = request.target, request.lock_id
+        target = request.target
 
         def edit(tree: SafeTree) -> Change:
-            _require_environment(tree, target.environment)
-            base = target.directory(lock)
-            files = {
-                "message": request.message,
-                "created_by_name": author[0],
-                "created_by_email": author[1],
-            }
-            if request.ci_link:
-                files["ci_link"] = request.ci_link
-            if request.suggested_lifetime:
-                files["suggested_lifetime"] = request.suggested_lifetime
-            same_message = tree.read((*base, "message")) == request.message.encode()
-            if same_message and tree.read((*base, "created_at")) is not None:
-                return Change()  # the same lock again: nothing to do
-            paths = changed(
-                *(tree.write((*base, name), value.encode()) for name, value in files.items())
+            require_environment(tree, target.environment)
+            group = read_config(tree, target.environment).group
+            permissions.check_environment(
+                "CreateLock", target.environment, group, target.application
             )
-            paths += changed(tree.write((*base, "created_at"), utc_now().encode()))
-            return Change(messages=[f"Created {target.describe(lock)}"], paths=paths)
+            return write_lock(tree, request, author)
 
-        return self._run(edit, author)
+        return self.run(edit, author)
 
-    def delete_lock(self, target: LockTarget, raw_id: str, author: tuple[str, str]) -> str | None:
+    def delete_lock(
+        self,
+        target: LockTarget,
+        raw_id: str,
+        author: tuple[str, str],
+        permissions: EditPermissions,
+    ) -> str | None:
         """Remove the lock's directory and push; None when there was no such lock."""
         lock = lock_id(raw_id)
 
         def edit(tree: SafeTree) -> Change:
-            removed = tree.remove(target.directory(lock))
-            if removed is None:
-                return Change()
-            return Change(messages=[f"Deleted {target.describe(lock)}"], paths=[removed])
+            group = read_config(tree, target.environment).group
+            permissions.check_environment(
+                "DeleteLock", target.environment, group, target.application
+            )
+            return remove_lock(tree, target, lock)
 
-        return self._run(edit, author)
+        return self.run(edit, author)
 
     def create_environment(
         self,
@@ -201,10 +208,39 @@ class RepositoryEdits:
             paths = changed(tree.write(config_path(name), content))
             return Change(messages=[f'create environment "{name}"'], paths=paths)
 
-        return self._run(edit, author)
+        return self.run(edit, author)
 
 
-def _require_environment(tree: SafeTree, environment: str) -> None:
+def write_lock(tree: SafeTree, request: LockRequest, author: tuple[str, str]) -> Change:
+    """Write a lock's files (Kuberpult's layout); no change when the same lock exists."""
+    target, lock = request.target, request.lock_id
+    base = target.directory(lock)
+    files = {
+        "message": request.message,
+        "created_by_name": author[0],
+        "created_by_email": author[1],
+    }
+    if request.ci_link:
+        files["ci_link"] = request.ci_link
+    if request.suggested_lifetime:
+        files["suggested_lifetime"] = request.suggested_lifetime
+    same_message = tree.read((*base, "message")) == request.message.encode()
+    if same_message and tree.read((*base, "created_at")) is not None:
+        return Change()  # the same lock again: nothing to do
+    paths = changed(*(tree.write((*base, name), value.encode()) for name, value in files.items()))
+    paths += changed(tree.write((*base, "created_at"), utc_now().encode()))
+    return Change(messages=[f"Created {target.describe(lock)}"], paths=paths)
+
+
+def remove_lock(tree: SafeTree, target: LockTarget, lock: str) -> Change:
+    """Remove a lock's directory; no change when there is no such lock."""
+    removed = tree.remove(target.directory(lock))
+    if removed is None:
+        return Change()
+    return Change(messages=[f"Deleted {target.describe(lock)}"], paths=[removed])
+
+
+def require_environment(tree: SafeTree, environment: str) -> None:
     if not tree.is_dir(("environments", environment)):
         raise UnknownEnvironment(
             f"environment {environment!r} does not exist in the manifest repository "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from server import metrics
 from server.config import Config
+from server.errors import Forbidden
 from server.faults import maybe_die
 from server.models import ExportState
 from server.models import StoredRelease
@@ -292,7 +293,8 @@ class Exporter:
                         change = layout.with_argocd_files(
                             repo.tree, edit(repo.tree), self.layout_settings
                         )
-                    except ApplyError:
+                    except (ApplyError, Forbidden):
+                        # A refusal, by the tree or by a permission decided on it.
                         repo.discard_uncommitted()
                         if clean:
                             # Judged on a clone not fetched for this edit: the remote may

@@ -260,26 +260,86 @@ def _write_release_files(tree: SafeTree, release: StoredRelease) -> list[str]:
     return changed(*paths)
 
 
-def _release_target(release: StoredRelease) -> Parts:
-    return (*releases_dir(release.application), str(release.version))
-
-
 def _queue(tree: SafeTree, release: StoredRelease, env: str) -> str | None:
-    where = (*deployment_dir(env, release.application), "queued_version")
-    return tree.symlink(where, _release_target(release))
+    return queue_version(tree, release.application, release.version, env)
+
+
+def queue_version(tree: SafeTree, application: str, version: int, env: str) -> str | None:
+    """Record ``version`` as waiting behind a lock in ``env`` (Kuberpult's ``queued_version``)."""
+    where = (*deployment_dir(env, application), "queued_version")
+    return tree.symlink(where, (*releases_dir(application), str(version)))
+
+
+class MissingRelease(ApplyError):
+    """The version to deploy has no manifest for the environment in the repository."""
+
+    code = "unknown_release"
+
+
+def release_manifest(tree: SafeTree, application: str, version: int, env: str) -> bytes | None:
+    """The manifest release ``version`` of ``application`` holds for ``env``, if any."""
+    directory = (*releases_dir(application), str(version), "environments", env)
+    return tree.read((*directory, "manifests.yaml"))
+
+
+def deploy_version(
+    tree: SafeTree,
+    application: str,
+    version: int,
+    env: str,
+    author: tuple[str, str],
+    created_at: str,
+) -> list[str]:
+    """Deploy a release already in the repository (a release train, a manual deploy).
+
+    :raises MissingRelease: the release has no manifest for ``env``; nothing is written.
+    """
+    manifest = release_manifest(tree, application, version, env)
+    if manifest is None:
+        raise MissingRelease(
+            f"deployment failed: release {version} of {application!r} has no manifest for "
+            f"environment {env!r} in the manifest repository"
+        )
+    return _write_deployment(tree, application, version, env, manifest, author, created_at)
 
 
 def _deploy(tree: SafeTree, release: StoredRelease, env: str) -> list[str]:
-    base = deployment_dir(env, release.application)
-    manifest = release.manifests[env] or b" "  # Kuberpult stores an empty manifest as one space
+    author = (release.author_name, release.author_email)
+    return _write_deployment(
+        tree,
+        release.application,
+        release.version,
+        env,
+        release.manifests[env],
+        author,
+        release.created_at,
+    )
+
+
+def _write_deployment(
+    tree: SafeTree,
+    application: str,
+    version: int,
+    env: str,
+    manifest: bytes,
+    author: tuple[str, str],
+    created_at: str,
+) -> list[str]:
+    base = deployment_dir(env, application)
     return changed(
-        tree.symlink((*base, "version"), _release_target(release)),
-        tree.write((*base, "manifests", "manifests.yaml"), manifest),
-        tree.write((*base, "deployed_by"), release.author_name.encode()),
-        tree.write((*base, "deployed_by_email"), release.author_email.encode()),
-        tree.write((*base, "deployed_at_utc"), go_time(release.created_at).encode()),
+        tree.symlink((*base, "version"), (*releases_dir(application), str(version))),
+        # Kuberpult stores an empty manifest as one space.
+        tree.write((*base, "manifests", "manifests.yaml"), manifest or b" "),
+        tree.write((*base, "deployed_by"), author[0].encode()),
+        tree.write((*base, "deployed_by_email"), author[1].encode()),
+        tree.write((*base, "deployed_at_utc"), go_time(created_at).encode()),
         tree.remove((*base, "queued_version")),
     )
+
+
+def clean_up(tree: SafeTree, app: str, settings: LayoutSettings, change: Change) -> None:
+    """Kuberpult's cleanup after a deployment: old releases removed, their lines added."""
+    _clean_up(tree, app, settings, change)
 
 
 def _record_replacement(

@@ -236,6 +236,22 @@ class Store(ABC):
             for row in rows
         ]
 
+    def releases_of_commit(self, commit: str) -> list[tuple[str, int, list[str]]]:
+        """The pushed releases built from source commit ``commit`` (40 hex, any case):
+        (application, version, environments), by application."""
+        environments = self.JOIN_TEXT.format("m.environment")
+        rows = self._execute(
+            f"select r.application, r.version, {environments} from releases r "  # noqa: S608 - fixed SQL
+            "left join release_manifests m on m.release_id = r.id "
+            "where lower(r.source_commit_id) = ? and r.state = ? "
+            "group by r.id, r.application, r.version order by r.application, r.version",
+            [commit.lower(), ExportState.PUSHED.value],
+        ).fetchall()
+        return [
+            (app, int(version), sorted(envs.split(", ")) if envs else [])
+            for app, version, envs in rows
+        ]
+
     def _release_rows(self, where: str, params: list[Any]) -> list[dict[str, Any]]:
         cursor = self._execute(f"select * from releases where {where}", params)  # noqa: S608 - fixed clauses
         names = [column[0] for column in cursor.description]
