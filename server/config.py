@@ -68,6 +68,10 @@ class Config:
     replica_name: str = ""
     signature_mode: str = "bytes"
     argocd_generate_files: bool = True
+    argocd_server: str = ""
+    argocd_insecure: bool = False
+    argocd_webhook_secret_path: Path | None = None
+    git_web_url: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -203,7 +207,19 @@ class Config:
             raise ConfigError(
                 f"KUBERPULT_SIGNATURE_MODE must be 'bytes' or 'envelope', got {signature_mode!r}"
             )
+        argocd_server = env.get("KUBERPULT_ARGO_CD_SERVER", "").strip()
+        webhook_secret = _file(env, "KUBERPULT_ARGO_CD_WEBHOOK_SECRET_PATH")
+        if webhook_secret is not None and not argocd_server:
+            raise ConfigError(
+                "KUBERPULT_ARGO_CD_WEBHOOK_SECRET_PATH needs KUBERPULT_ARGO_CD_SERVER (the Argo CD "
+                "server the webhook goes to)"
+            )
+        git_web_url = env.get("KUBERPULT_GIT_WEB_URL", "").strip()
         return cls(
+            argocd_server=_url(argocd_server, "KUBERPULT_ARGO_CD_SERVER") if argocd_server else "",
+            argocd_insecure=_boolean(env, "KUBERPULT_ARGO_CD_INSECURE"),
+            argocd_webhook_secret_path=webhook_secret,
+            git_web_url=_url(git_web_url, "KUBERPULT_GIT_WEB_URL") if git_web_url else "",
             argocd_generate_files=_boolean(env, "KUBERPULT_ARGO_CD_GENERATE_FILES", default=True),
             signature_mode=signature_mode,
             database_url=database_url,
@@ -294,6 +310,10 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_REPLICA_NAME",
         "KUBERPULT_SIGNATURE_MODE",
         "KUBERPULT_ARGO_CD_GENERATE_FILES",
+        "KUBERPULT_ARGO_CD_SERVER",
+        "KUBERPULT_ARGO_CD_INSECURE",
+        "KUBERPULT_ARGO_CD_WEBHOOK_SECRET_PATH",
+        "KUBERPULT_GIT_WEB_URL",
     }
 )
 

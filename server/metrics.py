@@ -32,6 +32,11 @@ PUSH_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+WEBHOOKS = Counter(
+    "kuberpult_argocd_webhooks_total",
+    "Argo CD webhooks after pushes, by outcome: sent, refused (4xx), failed (after retries)",
+    ["outcome"],
+)
 BATCH_SIZE = Histogram(
     "kuberpult_push_batch_size",
     "Releases per push",

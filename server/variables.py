@@ -106,6 +106,33 @@ VARIABLES: tuple[Variable, ...] = (
         lambda c: c.argocd_generate_files,
     ),
     Variable(
+        "KUBERPULT_ARGO_CD_SERVER",
+        "unset (no webhook)",
+        "Argo CD's base URL: after every push, a GitHub-style push event goes to "
+        "`<server>/api/webhook` so Argo CD refreshes at once",
+        lambda c: redact(c.argocd_server) or "unset",
+    ),
+    Variable(
+        "KUBERPULT_ARGO_CD_WEBHOOK_SECRET_PATH",
+        "unset",
+        "a file with Argo CD's `webhook.github.secret`: the webhook is signed "
+        "(`X-Hub-Signature-256`)",
+        lambda c: _path(c.argocd_webhook_secret_path),
+    ),
+    Variable(
+        "KUBERPULT_ARGO_CD_INSECURE",
+        "`false`",
+        "send the webhook without checking Argo CD's TLS certificate",
+        lambda c: c.argocd_insecure,
+    ),
+    Variable(
+        "KUBERPULT_GIT_WEB_URL",
+        "derived from `KUBERPULT_GIT_URL` (`git@host:org/repo.git` → `https://host/org/repo`)",
+        "the repository's web URL, sent as the webhook's `repository.html_url`; Argo CD "
+        "matches it against its applications' `repoURL`",
+        lambda c: c.git_web_url or "derived",
+    ),
+    Variable(
         "KUBERPULT_RELEASE_VERSIONS_LIMIT",
         "`20`",
         "releases kept per application by the cleanup rule (5 to 30)",

@@ -368,8 +368,53 @@ def test_lock_usage_errors_exit_2(args: list[str], message: str) -> None:
         (["--url", "x"], "a subcommand must be specified"),
         (["--url", "x", "fly"], "unknown subcommand fly"),
         (
-            ["--url", "x", "release-train", "--target-environment", "p"],
-            "the subcommand release-train is not supported",
+            ["--url", "x", "release-train", "--team", "t"],
+            "the --target-environment arg must be set exactly once",
+        ),
+        (
+            ["--url", "x", "release-train", "--target-environment", "p", "extra"],
+            'these arguments are not recognised: "extra"',
+        ),
+        (
+            ["--url", "x", "release-train", "--target-environment", "p", "--ci_link", "x y"],
+            "provided invalid --ci_link value 'x y'",
+        ),
+        (
+            ["--url", "x", "get-commit-deployments"],
+            "the commit hash must be set with the --commit flag",
+        ),
+        (
+            ["--url", "x", "get-commit-deployments", "--commit", ":" * 40],
+            f"the commit hash: {':' * 40} is invalid",
+        ),
+        (
+            ["--url", "x", "get-deployment-commit", "--environment", "e"],
+            "the --application arg must be set exactly once",
+        ),
+        (["--url", "x", "delete-environment"], "the --environment arg must be set exactly once"),
+        (
+            ["--url", "x", "create-group-lock", "--lockID", "l"],
+            "the --environment-group arg must be set exactly once",
+        ),
+        (
+            ["--url", "x", "deploy", "--environment", "e", "--application", "a", "--version", "0"],
+            "--version arg value must be positive",
+        ),
+        (
+            [
+                "--url",
+                "x",
+                "deploy",
+                "--environment",
+                "e",
+                "--application",
+                "a",
+                "--version",
+                "1",
+                "--lock_behavior",
+                "skip",
+            ],
+            "provided invalid --lock_behavior value 'skip'",
         ),
         (
             ["--url", "x", "release", "--application", "a"],

@@ -27,6 +27,7 @@ LOCK_HELP = {
     "message": "why the lock is there (a team lock needs one)",
     "ci_link": "a link to the CI run (an absolute URL)",
     "suggested_lifetime": "how long the lock should stay, e.g. 2h, 3d or 1w",
+    "environment-group": "the environment group: the lock goes on every member (exactly once)",
 }
 
 
@@ -61,6 +62,16 @@ LOCK_COMMANDS = {
         ("environment", "team", "lockID"),
         "api/environments/{environment}/lock/team/{team}/{lockID}",
     ),
+    "create-group-lock": (
+        "PUT",
+        ("environment-group", "lockID"),
+        "environment-groups/{group}/locks/{lockID}",
+    ),
+    "delete-group-lock": (
+        "DELETE",
+        ("environment-group", "lockID"),
+        "environment-groups/{group}/locks/{lockID}",
+    ),
 }
 
 
@@ -84,7 +95,8 @@ def lock_command(command: str) -> Callable[[Connection, list[str]], int]:
             if "suggested_lifetime" in values:
                 body["suggestedLifeTime"] = values["suggested_lifetime"]
         try:
-            path = template.format(**{k: quote(v, safe="") for k, v in values.items()})
+            names = {k.replace("environment-group", "group"): v for k, v in values.items()}
+            path = template.format(**{k: quote(v, safe="") for k, v in names.items()})
             answer = client.send(
                 connection, method, path, json_body=body, headers=connection.headers(), log=log
             )

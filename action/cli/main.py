@@ -27,19 +27,12 @@ from action.cli.common import UsageError
 from action.cli.common import log
 from action.cli.locks import LOCK_COMMANDS
 from action.cli.locks import lock_command
+from action.cli.promotion import PROMOTION_COMMANDS
 from action.cli.release_args import parse_release
 from action.client import Connection
 from action.client import Release
 from action.client import RequestFailed
 
-UNSUPPORTED = (
-    "release-train",
-    "create-group-lock",
-    "delete-group-lock",
-    "get-commit-deployments",
-    "get-deployment-commit",
-    "delete-environment",
-)
 GLOBAL_HELP = {
     "url": "the server's base URL (exactly once), e.g. https://kuberpult.example.com",
     "author_name": "the git author of what this call changes",
@@ -55,8 +48,10 @@ kuberpult-client [global flags] <subcommand> [flags]
 
 global flags: --url URL (required) --author_name --author_email --client_uuid --retries N
               --timeout SECONDS --oauth_token_url URL
-subcommands:  release, create-env-lock, delete-env-lock, create-app-lock, delete-app-lock,
-              create-team-lock, delete-team-lock, help
+subcommands:  release, release-train, deploy, create-env-lock, delete-env-lock,
+              create-app-lock, delete-app-lock, create-team-lock, delete-team-lock,
+              create-group-lock, delete-group-lock, get-commit-deployments,
+              get-deployment-commit, delete-environment, help
 environment:  KUBERPULT_DEX_ACCESS_TOKEN, KUBERPULT_IAP_TOKEN,
               KUBERPULT_OAUTH_CLIENT_ID / KUBERPULT_OAUTH_CLIENT_SECRET (with --oauth_token_url)
 
@@ -157,12 +152,6 @@ def _run(argv: list[str], environ: Mapping[str, str]) -> int:
     if command == "help":
         print(HELP, end="")
         return SUCCESS
-    if command in UNSUPPORTED:
-        log(
-            f"the subcommand {command} is not supported: kuberpult-lite's server has no "
-            "endpoint for it"
-        )
-        return USAGE
     handler = _HANDLERS.get(command)
     if handler is None:
         log(f"unknown subcommand {command}")
@@ -287,6 +276,7 @@ def _dry_run(connection: Connection, release: Release) -> int:
 _HANDLERS: dict[str, Callable[[Connection, list[str]], int]] = {
     "release": release_command,
     **{command: lock_command(command) for command in LOCK_COMMANDS},
+    **PROMOTION_COMMANDS,
 }
 
 

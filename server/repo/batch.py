@@ -33,6 +33,8 @@ class Applied:
     # Releases refused, as (release id, error code, message): recorded only once the tree
     # they were judged on is known to be the remote's.
     refusals: list[tuple[int, str, str]] = field(default_factory=list)
+    #: Every path the commits changed (the Argo CD webhook lists the ones it reads).
+    paths: list[str] = field(default_factory=list)
 
 
 def commit_each(
@@ -104,6 +106,7 @@ def commit_each(
                 applied.refusals.append((release.id, "invalid_author", str(error)))
                 continue
             waiting.append(release.id)
+            applied.paths += change.paths
         removed += [(release.application, v) for v in change.removed_versions]
         applied.environments_touched |= any(
             path.startswith("environments/") for path in change.paths

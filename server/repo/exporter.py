@@ -26,6 +26,7 @@ from server.repo import batch as batches
 from server.repo import layout
 from server.repo import mirror
 from server.repo import startup
+from server.repo import webhook
 from server.repo.argocd import ArgoCdSettings
 from server.repo.batch import ReleaseGuard
 from server.repo.git import GitError
@@ -86,6 +87,7 @@ class Exporter:
         self._committer = (config.git_author_name, config.git_author_email)
         #: Checks each release on the very tree it is applied to (see batch.ReleaseGuard).
         self.release_guard: ReleaseGuard | None = None
+        self.webhook = _webhook(config)
         self.layout_settings = layout.LayoutSettings(
             release_versions_limit=config.release_versions_limit,
             write_commit_data=config.write_commit_data,
@@ -254,6 +256,7 @@ class Exporter:
                     log.warning("push failed: %s", error)
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
+                self._notify_argocd(repo, head_before, applied.paths)
             store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
             self._push_in_flight.unlink(missing_ok=True)
             if not applied.refusals:
@@ -265,6 +268,17 @@ class Exporter:
             return None
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
+
+    def _notify_argocd(self, repo: ManifestRepo, before: str | None, paths: list[str]) -> None:
+        """After a push that succeeded: tell Argo CD which of its files changed (in the
+        background; a webhook never delays or fails a release)."""
+        after = repo.head()
+        if self.webhook is None or after is None:
+            return
+        modified, removed = webhook.changed_files(
+            paths, lambda path: repo.tree.read(tuple(path.split("/"))) is not None
+        )
+        self.webhook.after_push(before, after, modified, removed)
 
     def run_edit(
         self,
@@ -309,10 +323,12 @@ class Exporter:
                             continue
                         repo.mark_clean()
                         return None
+                    before = repo.head()
                     stream = repo.commits(self._committer)
                     stream.add(change.message, author, change.paths)
                     sha = stream.finish()[0]
                     repo.push(max(deadline - time.monotonic(), 1.0))
+                    self._notify_argocd(repo, before, change.paths)
                     repo.mark_clean()
                     mirror.record_environments(repo, store)
                     return sha
@@ -321,3 +337,20 @@ class Exporter:
                 except (GitError, OSError) as error:
                     raise EditNotPushed(str(error)) from error
             raise EditNotPushed(f"the remote kept moving; gave up after {MAX_REDO} attempts")
+
+
+def _webhook(config: Config) -> webhook.Webhook | None:
+    """The Argo CD webhook, when ``KUBERPULT_ARGO_CD_SERVER`` is set."""
+    if not config.argocd_server:
+        return None
+    secret_path = config.argocd_webhook_secret_path
+    secret = secret_path.read_bytes().strip() if secret_path is not None else None
+    return webhook.Webhook(
+        webhook.WebhookSettings(
+            server=config.argocd_server,
+            html_url=config.git_web_url or webhook.web_url(config.git_url_for_argocd),
+            branch=config.git_branch,
+            secret=secret or None,
+            insecure=config.argocd_insecure,
+        )
+    )
