@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def test_a_signed_release_from_a_push(
         "previous-commit-sha": shas[0],
         "response-status": "201",
         "release-url": f"{signed_server.url}/api/applications/{app}/releases/3",
+        "train-commit": "",
+        "deployed": "",
     }
     base = f"applications/{app}/releases/3"
     assert bare_remote.read(f"{base}/source_commit_id") == shas[-1].encode()
@@ -390,3 +393,40 @@ def test_envelope_signatures_from_the_action(
     assert run.outcome == "success", run.log
     assert run.outputs["response-status"] == "201"
     assert bare_remote.exists(f"applications/{inputs['application']}/releases/3")
+
+
+def test_a_release_train_after_the_tests_passed(
+    action: CompositeAction, start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    bare_remote.push_files(
+        tmp_path,
+        {
+            "environments/dev/config.json": '{"upstream":{"latest":true}}',
+            "environments/staging/config.json": '{"upstream":{"environment":"dev"}}',
+        },
+    )
+    server = start_server(bare_remote)
+    app = unique_app()
+    assert server.release(app, {"dev": "a: 1\n", "staging": "a: 1\n"}).status_code == 201
+    run = action.run(
+        {"url": server.url, "mode": "release-train", "release-train-target": "staging"},
+        workspace=tmp_path,
+        event_name="workflow_dispatch",
+        event={},
+    )
+    assert run.outcome == "success", run.log
+    assert json.loads(run.outputs["deployed"]) == [
+        {"environment": "staging", "application": app, "version": 1}
+    ]
+    assert run.outputs["train-commit"] == bare_remote.head()
+    assert bare_remote.read(f"environments/staging/applications/{app}/version").endswith(b"/1")
+    assert f"| staging | {app} | deployed 1 |" in run.summary
+    # A target that does not exist fails the step with the server's reason.
+    failed = action.run(
+        {"url": server.url, "mode": "release-train", "release-train-target": "nowhere"},
+        workspace=tmp_path,
+        event_name="workflow_dispatch",
+        event={},
+    )
+    assert failed.outcome == "failure"
+    assert "nowhere" in failed.log and failed.outputs["response-status"] == "404"

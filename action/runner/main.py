@@ -25,6 +25,7 @@ from action.envelope import envelope
 from action.runner import github
 from action.runner import metadata
 from action.runner import signing
+from action.runner import train
 from action.runner.github import ActionFailure
 
 TEXT_LIMIT = 1000  # the server's limit for source_author / source_message, in bytes
@@ -131,11 +132,45 @@ def _token(environ: Mapping[str, str]) -> str | None:
     return token
 
 
+def _run_link(environ: Mapping[str, str]) -> str:
+    """This workflow run's page, the default CI link."""
+    if not environ.get("GITHUB_RUN_ID"):
+        return ""
+    return (
+        f"{environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+        f"{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}"
+    )
+
+
+def _connection(
+    environ: Mapping[str, str], url: str, token: str | None, purpose: str
+) -> Connection:
+    actor = environ.get("GITHUB_ACTOR")
+    return Connection(
+        url=url,
+        author_name=actor or None,
+        author_email=f"{actor}@users.noreply.github.com" if actor else None,
+        retries=_number(environ, "retries", "3"),
+        timeout=float(_number(environ, "timeout", "180")),
+        dex_token=token,
+        client_uuid=_client_uuid(environ, purpose),
+    )
+
+
 def run(environ: Mapping[str, str]) -> None:
     """The whole action. :raises ActionFailure: with the reason for the job log."""
     for name in SECRET_INPUTS:
         github.mask(github.read_input(environ, name))
     url = github.read_input(environ, "url")
+    mode = github.read_input(environ, "mode") or "release"
+    if mode not in ("release", "release-train"):
+        raise ActionFailure(f"input mode must be release or release-train, got {mode!r}")
+    if mode == "release-train":
+        if not url:
+            raise ActionFailure("the input url is required")
+        connection = _connection(environ, url, _token(environ), "release-train")
+        train.run(environ, connection, github.read_input(environ, "ci-link") or _run_link(environ))
+        return
     application = github.read_input(environ, "application")
     if not url or not application:
         raise ActionFailure("the inputs url and application are required")
@@ -172,12 +207,7 @@ def run(environ: Mapping[str, str]) -> None:
                 for env, content in manifests.items()
             }
     token = _token(environ)
-    run_link = ""
-    if environ.get("GITHUB_RUN_ID"):
-        run_link = (
-            f"{environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
-            f"{environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{environ['GITHUB_RUN_ID']}"
-        )
+    run_link = _run_link(environ)
     release = Release(
         application=application,
         manifests=manifests,
@@ -191,19 +221,7 @@ def run(environ: Mapping[str, str]) -> None:
         display_version=github.read_input(environ, "display-version") or None,
         ci_link=github.read_input(environ, "ci-link") or run_link or None,
     )
-    connection = Connection(
-        url=url,
-        author_name=environ.get("GITHUB_ACTOR") or None,
-        author_email=(
-            f"{environ['GITHUB_ACTOR']}@users.noreply.github.com"
-            if environ.get("GITHUB_ACTOR")
-            else None
-        ),
-        retries=_number(environ, "retries", "3"),
-        timeout=float(_number(environ, "timeout", "180")),
-        dex_token=token,
-        client_uuid=_client_uuid(environ, application),
-    )
+    connection = _connection(environ, url, token, application)
     # A signature-only server checks signatures on the legacy endpoint; with a token, the API.
     path = "release" if signatures and token is None else "api/release"
     github.set_output("commit-sha", meta.commit, environ)
