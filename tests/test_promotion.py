@@ -341,3 +341,16 @@ def test_commit_reads_say_where_a_commit_runs(setup) -> None:
     assert unknown.status_code == 404
     bad = requests.get(f"{server.url}/api/commit-deployments/nothex", timeout=60)
     assert bad.status_code == 400
+
+
+def test_the_overview_page_lists_recent_trains_and_deploys(setup) -> None:
+    server, remote, _ = setup
+    team = unique_app("team")[:20]
+    app = unique_app("svc")[:30]
+    release(server, app, 1, team, ALL)
+    assert train(server, "staging", team).status_code == 200
+    page = requests.get(server.url + "/", timeout=60).text
+    section = page[page.index("Recent promotions") :]
+    assert f"release train into staging (team {team})" in section
+    assert f"{app} 1 &rarr; staging" in section
+    assert remote.head()[:12] in section

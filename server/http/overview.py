@@ -73,5 +73,14 @@ def overview() -> str:
         releases=[
             r for r in store.latest_releases(20) if auth.may_read(principal, r["application"])
         ],
+        promotions=[
+            {
+                **entry,
+                "deployed": [
+                    d for d in entry["deployed"] if auth.may_read(principal, d["application"])
+                ],
+            }
+            for entry in store.view("promotions")[0] or []
+        ],
         commit_url=_commit_url(_USERINFO.sub("https://", config.git_url)),
     )

@@ -55,6 +55,9 @@ def _release_train(target: trains.TrainTarget) -> Response:
     permissions = get_auth().permissions(current_principal())
     edit = trains.release_train(target, team, ci_link, permissions, author, outcome)
     sha = RepositoryEdits(get_config(), get_exporter(), get_store()).run(edit, author)
+    if sha:
+        what = f"release train into {target.name}" + (f" (team {team})" if team else "")
+        promotion.remember(get_store(), what, author, sha, outcome.deployed, len(outcome.skipped))
     body: dict[str, Any] = {"target": target.name}
     if team:
         body["team"] = team
@@ -100,6 +103,10 @@ def deployment(environment: str, application: str) -> Response:
         environment, application, version, behavior, permissions, author, outcome
     )
     sha = RepositoryEdits(get_config(), get_exporter(), get_store()).run(edit, author)
+    if sha:
+        moved = {"environment": environment, "application": application, "version": version}
+        what = "queued by deploy" if outcome.queued else "deploy"
+        promotion.remember(get_store(), what, author, sha, [moved])
     return jsonify(
         {
             "environment": environment,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from server import rules
 from server.errors import Forbidden
@@ -24,6 +25,7 @@ from server.repo.environments import read_config
 from server.repo.layout import Change
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
+from server.store import Store
 from server.store import utc_now
 
 LOCK_BEHAVIORS = ("record", "fail", "ignore")
@@ -237,3 +239,28 @@ def delete_environment(environment: str, permissions: EditPermissions) -> Edit:
         return Change(messages=[f"Successfully deleted environment '{environment}'"], paths=paths)
 
     return edit
+
+
+#: How many release trains and deploys the overview page lists.
+REMEMBERED = 20
+
+
+def remember(
+    store: Store,
+    what: str,
+    author: tuple[str, str],
+    commit: str,
+    deployed: list[dict[str, Any]],
+    skipped: int = 0,
+) -> None:
+    """Note a release train or deploy that was pushed, for the overview page (the manifest
+    repository's history stays the record; this is the last few, at hand)."""
+    entry = {
+        "at": utc_now(),
+        "what": what,
+        "by": author[0],
+        "commit": commit,
+        "deployed": deployed,
+        "skipped": skipped,
+    }
+    store.prepend_to_view("promotions", entry, REMEMBERED)

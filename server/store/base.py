@@ -319,6 +319,16 @@ class Store(ABC):
         with self.transaction():
             self._put_view(name, data)
 
+    def prepend_to_view(self, name: str, entry: Any, keep: int) -> None:
+        """Put ``entry`` first in a list view, keeping the newest ``keep`` (one transaction:
+        two writers both land)."""
+        with self.transaction():
+            row = self._execute(
+                "select json from repository_views where name = ?", [name]
+            ).fetchone()
+            previous = json.loads(row[0]) if row else []
+            self._put_view(name, [entry, *previous][:keep])
+
     def _put_view(self, name: str, data: Any) -> None:
         self._execute(
             "insert into repository_views (name, json, updated_at) values (?, ?, ?) "
