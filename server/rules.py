@@ -148,11 +148,15 @@ def limited_text(field: str, value: str, limit: int = MAX_TEXT_BYTES) -> str:
 def ci_link(value: str) -> str:
     """Return ``value`` if it is an absolute http(s) URL of at most 1000 bytes."""
     limited_text("ci_link", value)
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced IPv6 bracket, a bad port
+        hostname = None
     if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(c.isspace() for c in value)
+        not hostname
+        or parts.scheme not in ("http", "https")
+        or any(c.isspace() or not c.isprintable() for c in value)
     ):
         raise ValidationError(
             "ci_link", f"ci_link {value!r} is not an absolute http(s) URL without spaces"

@@ -295,6 +295,7 @@ def test_environments_without_an_argocd_section_get_no_file_and_keep_an_old_one(
         ),
         ({"syncOptions": "Prune=false"}, "argocd.syncOptions must be a list of strings"),
         ({"ignoreDifferences": [{"jsonPointers": "/x"}]}, "ignoreDifferences[0].jsonPointers"),
+        ({"destination": {"k.5": 1, "k": []}}, "argocd.destination.k.5 must be a string"),
     ],
 )
 def test_a_section_of_the_wrong_shape_is_refused_naming_the_field(
@@ -347,3 +348,61 @@ def test_every_shape_reads_back_as_what_was_meant_and_fits_the_crds(tree: SafeTr
     assert text.index("example.com/9:") < text.index("example.com/10:")
     check_document(project)
     check_document(application)
+
+
+@pytest.mark.parametrize("section", [[], False, 0, "", "x", [{"a": 1}]])
+def test_an_argocd_section_that_is_not_an_object_is_refused_however_falsy(
+    tree: SafeTree, section: object
+) -> None:
+    tree.write(("environments", "qa", "config.json"), json.dumps({"argocd": section}).encode())
+    with pytest.raises(InvalidRepositoryFile, match="environments/qa/config.json"):
+        argocd.update_files(tree, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"upstream": []}, {"upstream": 0}, {"environmentGroup": 0}, {"environmentGroup": []}],
+)
+def test_other_fields_of_the_wrong_type_are_refused_however_falsy(
+    tree: SafeTree, config: dict[str, Any]
+) -> None:
+    environment(tree, "qa", config)
+    with pytest.raises(InvalidRepositoryFile, match="wrong type"):
+        argocd.update_files(tree, SETTINGS)
+
+
+def test_a_config_nested_too_deeply_is_refused_not_a_crash(tree: SafeTree) -> None:
+    deep = '{"argocd": {"syncOptions": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    tree.write(("environments", "qa", "config.json"), deep.encode())
+    with pytest.raises(InvalidRepositoryFile, match="nests too deeply"):
+        argocd.update_files(tree, SETTINGS)
+
+
+def test_an_environment_name_too_long_for_its_file_is_refused_naming_it(tree: SafeTree) -> None:
+    environment(tree, "e" * 252, {"argocd": {}})
+    with pytest.raises(InvalidRepositoryFile, match="too long"):
+        argocd.update_files(tree, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x\ty",
+        "\tlead",
+        "trail\t",
+        "a\u2028b",
+        "a\u2029b",
+        "next\x85line",
+        "cr\rlf",
+        "emoji \U0001f680",
+        "bell\x07",
+        "nbsp\xa0here",
+        "bom\ufeff",
+    ],
+)
+def test_strings_a_yaml_reader_would_misread_are_escaped(tree: SafeTree, value: str) -> None:
+    environment(tree, "dev", {"argocd": {"applicationAnnotations": {"example.com/v": value}}})
+    deploy(tree, "dev", "echo", 1, team="t")
+    argocd.update_files(tree, SETTINGS)
+    application = list(yaml.safe_load_all(rendered(tree, "dev")))[1]
+    assert application["metadata"]["annotations"]["example.com/v"] == value

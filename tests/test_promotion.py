@@ -256,6 +256,10 @@ def test_a_deploy_of_one_version_and_its_lock_behaviors(setup) -> None:
         ),
         ("/api/environments/staging/releasetrain", ["ciLink"], 400, "body"),
         ("/environment-groups/nogroup/locks/l1", {"message": "x"}, 404, None),
+        ("/api/environments/staging/releasetrain", {"ciLink": "http://[::1"}, 400, "ci_link"),
+        ("/api/environments/staging/releasetrain", {"ciLink": "http://a/\x1b[2J"}, 400, "ci_link"),
+        ("/environments/staging/locks/l2", {"message": "x", "ciLink": "http://[x"}, 400, "ci_link"),
+        ("/api/environments/staging/releasetrain?team=" + "t" * 21, None, 400, "team"),
         ("/environment-groups/prod/locks/-x", {"message": "x"}, 400, "lockId"),
     ],
 )
@@ -354,3 +358,58 @@ def test_the_overview_page_lists_recent_trains_and_deploys(setup) -> None:
     assert f"release train into staging (team {team})" in section
     assert f"{app} 1 &rarr; staging" in section
     assert remote.head()[:12] in section
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/environments/staging/releasetrain",
+        "/api/environments/staging/applications/shop/deployment",
+        "/environment-groups/prod/locks/deep",
+        "/environments/staging/locks/deep",
+    ],
+)
+def test_a_body_nested_too_deeply_is_a_400_not_a_crash(setup, path: str) -> None:
+    server, remote, _ = setup
+    body = "[" * 100_000 + "]" * 100_000
+    with nothing_moves(server, remote):
+        answer = requests.put(
+            server.url + path, data=body, headers={"Content-Type": "application/json"}, timeout=60
+        )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["field"] == "body"
+
+
+def test_a_foreign_config_of_the_wrong_type_refuses_edits_cleanly(setup) -> None:
+    server, remote, base = setup
+    remote.push_files(base, {"environments/qa/config.json": '{"argocd": []}'}, "broken")
+    try:
+        head = remote.head()
+        answer = train(server, "staging")
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["error"]["code"] == "invalid_repository_file"
+        assert "environments/qa/config.json" in answer.json()["error"]["message"]
+        assert remote.head() == head
+    finally:
+        remote.push_files(base, {"environments/qa/config.json": None}, "repaired")
+
+
+def test_an_environment_with_a_queued_version_is_not_deleted(setup) -> None:
+    server, remote, base = setup
+    remote.push_files(base, {"environments/queue/config.json": '{"upstream":{"latest":true}}'})
+    app = unique_app("svc")[:30]
+    lock = f"{server.url}/environments/queue/locks/hold"
+    assert requests.put(lock, json={"message": "x"}, timeout=60).status_code == 201
+    release(server, app, 1, "t", ("queue",))
+    assert requests.delete(lock, timeout=60).status_code == 200
+    with nothing_moves(server, remote):
+        answer = requests.delete(f"{server.url}/api/environments/queue", timeout=60)
+    assert answer.status_code == 409 and "queued" in answer.json()["error"]["message"]
+
+
+def test_the_deployment_commit_read_checks_its_names(setup) -> None:
+    server, _, _ = setup
+    answer = requests.get(
+        f"{server.url}/api/environments/Bad_Env/applications/x/commit", timeout=60
+    )
+    assert answer.status_code == 400

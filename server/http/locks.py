@@ -11,6 +11,7 @@ from server.auth.access import Access
 from server.http.api import request_headers
 from server.http.auth import access
 from server.http.auth import current_principal
+from server.http.bodies import json_body
 from server.http.context import get_auth
 from server.http.context import get_config
 from server.http.context import get_exporter
@@ -52,7 +53,7 @@ def _lock(target: LockTarget, lock_id: str) -> Response:
     if deleting:
         sha = repository.delete_lock(target, lock_id, request_author(), permissions)
         return jsonify({"deleted": sha is not None, "commit_sha": sha})
-    lock_request = edits.lock_request(target, lock_id, request.get_json(silent=True))
+    lock_request = edits.lock_request(target, lock_id, json_body())
     sha = repository.create_lock(lock_request, request_author(), permissions)
     response = jsonify({"created": sha is not None, "commit_sha": sha})
     response.status_code = 201 if sha else 200
@@ -96,9 +97,7 @@ def group_lock(group: str, lock_id: str) -> Response:
         sha = repository.run(edit, author)
         return jsonify({"deleted": sha is not None, "commit_sha": sha})
     # Any member will do for the target: the group edit writes one lock per member.
-    lock_request = edits.lock_request(
-        edits.LockTarget(group), lock_id, request.get_json(silent=True)
-    )
+    lock_request = edits.lock_request(edits.LockTarget(group), lock_id, json_body())
     sha = repository.run(promotion.group_lock(group, lock_request, permissions, author), author)
     response = jsonify({"created": sha is not None, "commit_sha": sha})
     response.status_code = 201 if sha else 200

@@ -458,10 +458,7 @@ SPEC: dict[str, Any] = {
             },
         },
         "/api/environments/{environment}/applications/{application}/commit": {
-            "parameters": [
-                {**ENV, "schema": {"type": "string"}},
-                {**APP, "schema": {"type": "string"}},
-            ],
+            "parameters": [ENV, APP],
             "get": {
                 "summary": "The source commit of the release an environment runs",
                 "responses": {
@@ -469,7 +466,7 @@ SPEC: dict[str, Any] = {
                         "author, commit_id, commit_message ({} when nothing is deployed)",
                         {"type": "object"},
                     ),
-                    **_errors("401", "403"),
+                    **_errors("400", "401", "403"),
                 },
             },
         },

@@ -16,6 +16,7 @@ from server.errors import NotFound
 from server.errors import ValidationError
 from server.http.auth import access
 from server.http.auth import current_principal
+from server.http.bodies import json_body
 from server.http.context import get_auth
 from server.http.context import get_config
 from server.http.context import get_exporter
@@ -31,9 +32,9 @@ bp = Blueprint("promotion", __name__)
 
 def _json_body(allowed: set[str]) -> dict[str, Any]:
     """An optional JSON object body: empty is ``{}``; anything else must parse."""
-    if not request.get_data():
+    body = json_body()
+    if body is None:
         return {}
-    body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationError("body", "the body must be empty or a JSON object")
     unknown = sorted(set(body) - allowed)
@@ -45,7 +46,7 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
 def _release_train(target: trains.TrainTarget) -> Response:
     team = request.args.get("team") or None
     if team is not None:
-        promotion.name("team", team)
+        rules.team(team)
     ci_link = _json_body({"ciLink"}).get("ciLink")
     if ci_link is not None and not isinstance(ci_link, str):
         raise ValidationError("ciLink", "ciLink must be a string")
@@ -163,6 +164,8 @@ def commit_deployments(commit: str) -> Response:
 def deployment_commit(environment: str, application: str) -> Response:
     """The source commit of the release ``environment`` runs: ``{"author", "commit_id",
     "commit_message"}`` (empty ones left out; ``{}`` when nothing is deployed, as Kuberpult)."""
+    promotion.name("environment", environment)
+    rules.application(application)
     get_auth().check_read(current_principal(), application)
     store = get_store()
     view, _ = store.view("environments")

@@ -1,6 +1,9 @@
 """After the release: deploys of one version, group locks, deleting an environment (release
 trains are in ``trains.py``). Each is an edit of the working tree, run by ``RepositoryEdits``
 under the repository lock (one commit, answered once pushed) and decided on that very tree.
+
+Over 250 lines: the three edits share the readings of the tree (names, teams, locks, group
+members) that trains use too; one module keeps each reading in one place.
 """
 
 from __future__ import annotations
@@ -208,6 +211,16 @@ def delete_environment(environment: str, permissions: EditPermissions) -> Edit:
             raise EnvironmentInUse(
                 f"could not delete environment {environment!r}: applications are deployed "
                 f"there ({', '.join(deployed)}); undeploy them first"
+            )
+        queued = [
+            app
+            for app in applications(tree, environment)
+            if tree.read_symlink((*layout.deployment_dir(environment, app), "queued_version"))
+        ]
+        if queued:
+            raise EnvironmentInUse(
+                f"could not delete environment {environment!r}: versions are queued there "
+                f"({', '.join(queued)}); deploy them (lockBehavior ignore) first"
             )
         locked = (
             has_entries(tree, "environments", environment, "locks")

@@ -28,6 +28,7 @@ from server.repo.safe_tree import changed
 API_VERSION = "argoproj.io/v1alpha1"
 FINALIZER = "resources-finalizer.argocd.argoproj.io"
 TEAM_KEY = "com.freiheit.kuberpult/team"
+_MAX_FILE_NAME = 255  # bytes, as Linux file systems allow
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,11 @@ def update_files(tree: SafeTree, settings: ArgoCdSettings) -> list[str]:
         argocd = read_config(tree, environment).argocd
         if argocd is None:
             continue
+        if len(f"{environment}.yaml".encode()) > _MAX_FILE_NAME:
+            raise InvalidRepositoryFile(
+                f"environments/{environment[:40]}...: the environment's name is too long for "
+                f"its Argo CD file (argocd/v1alpha1/<env>.yaml); rename or remove it"
+            )
         section = _Section("/".join(config_path(environment)), argocd)
         section.check()  # every field, even those only Applications use
         rendered.append((environment, render(tree, environment, section, settings).encode()))
@@ -203,20 +209,10 @@ class _Section:
         self.path = path
         self.data = data
 
-    def _wrong(self, field: str, expected: str) -> InvalidRepositoryFile:
-        return InvalidRepositoryFile(
-            f"{self.path}: argocd.{field} must be {expected}, got "
-            f"{json.dumps(self._get(field))[:80]}"
-        )
-
-    def _get(self, field: str) -> Any:
-        value: Any = self.data
-        for part in field.replace("[", ".").replace("]", "").split("."):
-            if isinstance(value, list) and part.isdigit():
-                value = value[int(part)]
-            elif isinstance(value, dict):
-                value = value.get(part)
-        return value
+    def _wrong(self, field: str, expected: str, value: Any) -> InvalidRepositoryFile:
+        shown = json.dumps(value, default=str)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return InvalidRepositoryFile(f"{self.path}: argocd.{field} must be {expected}, got {shown}")
 
     def check(self) -> None:
         self.destination()
@@ -235,17 +231,17 @@ class _Section:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self._wrong(field, "an object")
+            raise self._wrong(field, "an object", value)
         for key, item in value.items():
             if item is None:
                 continue
             if lists and key in lists:
                 if not isinstance(item, list) or not all(isinstance(s, str) for s in item):
-                    raise self._wrong(f"{field}.{key}", "a list of strings")
+                    raise self._wrong(f"{field}.{key}", "a list of strings", item)
             elif not isinstance(item, str):
                 if lists is not None and key not in _KNOWN_STRING_FIELDS:
                     continue  # an unknown key: ignored, as Go's decoder does
-                raise self._wrong(f"{field}.{key}", "a string")
+                raise self._wrong(f"{field}.{key}", "a string", item)
         return {k: v for k, v in value.items() if v is not None}
 
     def objects(self, field: str, lists: dict[str, type]) -> list[dict[str, Any]]:
@@ -253,7 +249,7 @@ class _Section:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self._wrong(field, "a list of objects")
+            raise self._wrong(field, "a list of objects", value)
         return [self._strings_object(f"{field}[{i}]", item, lists) for i, item in enumerate(value)]
 
     def strings(self, field: str) -> list[str]:
@@ -261,7 +257,7 @@ class _Section:
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-            raise self._wrong(field, "a list of strings")
+            raise self._wrong(field, "a list of strings", value)
         return list(value)
 
     def strings_map(self, field: str) -> dict[str, str]:
@@ -269,7 +265,7 @@ class _Section:
         if value is None:
             return {}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise self._wrong(field, "an object of strings")
+            raise self._wrong(field, "an object of strings", value)
         return dict(value)
 
 

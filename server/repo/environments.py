@@ -50,25 +50,29 @@ def read_config(tree: SafeTree, environment: str) -> EnvironmentConfig:
         data = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidRepositoryFile(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidRepositoryFile(f"{path} nests too deeply to be a config") from None
     if not isinstance(data, dict):
         raise InvalidRepositoryFile(f"{path} must hold a JSON object")
-    upstream = data.get("upstream") or {}
+    upstream = data.get("upstream")
     group = data.get("environmentGroup")
     argocd = data.get("argocd")
+    # A wrong type is refused, falsy or not (Go's decoder refuses "argocd": [] just as "x").
     if (
-        not isinstance(upstream, dict)
-        or not isinstance(upstream.get("latest", False), bool)
-        or not isinstance(upstream.get("environment", ""), str)
-        or not isinstance(group or "", str)
-        or not isinstance(argocd or {}, dict)
+        not isinstance(upstream, dict | None)
+        or not isinstance((upstream or {}).get("latest") or False, bool)
+        or not isinstance((upstream or {}).get("environment") or "", str)
+        or not isinstance(group, str | None)
+        or not isinstance(argocd, dict | None)
     ):
         raise InvalidRepositoryFile(
             f"{path} has a field of the wrong type (upstream.latest must be a boolean; "
             "upstream.environment and environmentGroup strings; argocd an object)"
         )
+    upstream = upstream or {}
     return EnvironmentConfig(
         name=environment,
-        upstream_latest=upstream.get("latest", False),
+        upstream_latest=upstream.get("latest") or False,
         upstream_environment=upstream.get("environment") or None,
         environment_group=group or None,
         argocd=argocd,

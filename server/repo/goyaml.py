@@ -145,7 +145,8 @@ def _style(text: str) -> str:
     """go-yaml's choice: plain, single, double or literal (libyaml's analysis, block context)."""
     if not text or not _resolves_to_string(text):
         return "double"
-    special = any(not _printable(c) for c in text)
+    # U+2028 and U+2029 are line breaks to a YAML reader: only escaped do they read back.
+    special = any(not _printable(c) or c in "\u2028\u2029" for c in text)
     if "\n" in text:
         if special or text != text.strip(" ") or " \n" in text or text.startswith("\n"):
             return "double"
@@ -173,12 +174,15 @@ def _style(text: str) -> str:
 
 
 def _printable(char: str) -> bool:
+    """libyaml's IS_PRINTABLE: a tab, a character past U+FFFD or a control is not (go-yaml
+    double-quotes such strings)."""
     code = ord(char)
-    if char in "\t\n":
-        return True
-    if code < 0x20 or 0x7F <= code <= 0x9F or code in (0xFEFF, 0xFFFE, 0xFFFF):
-        return False
-    return unicodedata.category(char) not in ("Cs", "Co", "Cn")
+    return (
+        code == 0x0A
+        or 0x20 <= code <= 0x7E
+        or 0xA0 <= code <= 0xD7FF
+        or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
+    )
 
 
 def _fold(text: str, column: int, indent: int, *, quote: str) -> str:
@@ -231,7 +235,6 @@ _ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
     "\x85": "\\N",
-    "\xa0": "\\_",
     "\u2028": "\\L",
     "\u2029": "\\P",
 }
@@ -242,9 +245,14 @@ def _double_quoted(text: str) -> str:
     for char in text:
         if char in _ESCAPES:
             out.append(_ESCAPES[char])
-        elif not _printable(char) or char == "\ufeff":
+        elif not _printable(char):
             code = ord(char)
-            out.append(f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}")
+            if code <= 0xFF:
+                out.append(f"\\x{code:02X}")
+            elif code <= 0xFFFF:
+                out.append(f"\\u{code:04X}")
+            else:
+                out.append(f"\\U{code:08X}")
         else:
             out.append(char)
     out.append('"')
