@@ -17,12 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
-import requests
+from action import transport
+from action.transport import FileParts
+from action.transport import Headers
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 120.0
-FileParts = list[tuple[str, tuple[str | None, bytes]]]
 
 
 class RequestFailed(Exception):
@@ -119,7 +120,7 @@ class Answer:
     status: int
     reason: str
     body: str
-    headers: dict[str, str]
+    headers: Headers
 
     def json(self) -> Any:
         """The body as JSON, or None when it is not JSON."""
@@ -154,29 +155,26 @@ def send(
         log(f"attempt {attempt}/{attempts}: {method} {url}")
         wait = _backoff(attempt)
         try:
-            response = requests.request(
+            response = transport.request(
                 method,
                 url,
                 files=files() if files else None,
-                json=json_body,
+                json_body=json_body,
                 params=params,
                 headers=headers,
                 timeout=connection.timeout,
-                allow_redirects=False,
             )
-        except requests.RequestException as error:
+        except transport.TransportError as error:
             log(f"error issuing the HTTP request: {error}")
         else:
-            last = Answer(
-                response.status_code, response.reason or "", response.text, dict(response.headers)
-            )
-            if 200 <= response.status_code < 300:
+            last = Answer(response.status, response.reason, response.body, response.headers)
+            if 200 <= response.status < 300:
                 return last
             log(
-                f"Received response code {response.status_code} - {response.reason} "
-                f"from the server\nResponse body:\n{response.text.rstrip()}"
+                f"Received response code {response.status} - {response.reason} "
+                f"from the server\nResponse body:\n{response.body.rstrip()}"
             )
-            if response.status_code not in RETRYABLE:
+            if response.status not in RETRYABLE:
                 raise RequestFailed(_refusal(last), last)
             wait = _retry_after(response.headers.get("Retry-After"), wait)
         if attempt < attempts:

@@ -5,10 +5,11 @@ The naive way: a warm clone; write the release files; ``git add``, ``git commit`
 one run, on the same manifests, against bare repositories on this machine; every figure is a
 ratio against that baseline.
 
-    .venv/bin/python -m benchmarks.run            # all of P1-P6
+    .venv/bin/python -m benchmarks.run            # all of P1-P7
     .venv/bin/python -m benchmarks.run P2 P3      # some of them
 
-P6 compares like with like instead: two replicas on PostgreSQL against one server on SQLite.
+P6 compares like with like instead: two replicas on PostgreSQL against one server on SQLite;
+P7 (``benchmarks/action.py``) the Action's step against the server alone.
 
 Over 250 lines: six benchmarks and the naive baseline they are measured against, in one run.
 """
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.action import p7_action_overhead
 from testkit.remote import GIT_ENV
 from testkit.remote import Remote
 from testkit.remote import git
@@ -361,7 +363,7 @@ def report(rows: list[tuple[str, str, str, str]], *row: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the chosen benchmarks (default all) and print the table."""
-    chosen = set(argv) or {"P1", "P2", "P3", "P4", "P5", "P6"}
+    chosen = set(argv) or {"P1", "P2", "P3", "P4", "P5", "P6", "P7"}
     rows: list[tuple[str, str, str, str]] = []
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -433,6 +435,16 @@ def main(argv: list[str]) -> int:
                 f"{peak / 2**20:.0f} MB",
                 "-",
                 "<= 120 MB",
+            )
+        if "P7" in chosen:
+            p7 = p7_action_overhead(base / "p7")
+            report(
+                rows,
+                "P7 the Action's own overhead per release, cold runner (signed)",
+                f"{p7['overhead']:.2f} s (step {p7['action']:.2f} s, server {p7['server']:.2f} s)"
+                f"; before: venv + pip install {p7['former']:.1f} s",
+                f"{p7['overhead'] / (p7['overhead'] + p7['former']):.2f}",
+                "<= 2 s",
             )
     print("\n| benchmark | ours vs naive | ratio | target |\n|---|---|---|---|")
     for row in rows:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from testkit.action_runner import CompositeAction
+from testkit.action_runner import parse_file_command
 from testkit.remote import Remote
 from testkit.remote import git
 from testkit.server import ROOT
 from testkit.server import Server
 from testkit.server import stop_gpg_agent
 from testkit.server import unique_app
-from tests.action_runner import CompositeAction
-from tests.action_runner import parse_file_command
 from tests.test_action_signing import PASSPHRASE
 from tests.test_action_signing import SecretKey
 from tests.test_action_signing import make_secret_key
@@ -430,3 +430,44 @@ def test_a_release_train_after_the_tests_passed(
     )
     assert failed.outcome == "failure"
     assert "nowhere" in failed.log and failed.outputs["response-status"] == "404"
+
+
+def test_a_machine_token_by_the_oauth_inputs(
+    action: CompositeAction,
+    start_server,
+    bare_remote: Remote,
+    service: tuple[Path, list[str]],
+    tmp_path: Path,
+    dex,
+) -> None:
+    # The only input that needs a library: the step installs requests-oauthlib for it.
+    repo, _ = service
+    policy = tmp_path / "policy.csv"
+    policy.write_text(
+        "p, role:ci, CreateRelease, *:*, *, allow\np, role:ci, DeployRelease, *:*, *, allow\n"
+        "g, machines, role:ci\n"
+    )
+    server = start_server(
+        bare_remote,
+        KUBERPULT_API_ENABLE_DESPITE_NO_AUTH="false",
+        KUBERPULT_DEX_ENABLED="true",
+        KUBERPULT_DEX_ISSUER_URL=dex.issuer,
+        KUBERPULT_DEX_CLIENT_ID="kuberpult",
+        KUBERPULT_DEX_RBAC_POLICY_PATH=str(policy),
+    )
+    run = action.run(
+        {
+            "url": server.url,
+            "application": unique_app(),
+            "manifests": "staging=deploy/dev.yaml",
+            "skip-signatures": "true",
+            "oauth-token-url": f"{dex.issuer}/token",
+            "oauth-client-id": "ci-bot",
+            "oauth-client-secret": "s3cret-for-the-action",
+            "oauth-audience": "kuberpult",
+        },
+        workspace=repo,
+    )
+    assert run.outcome == "success", run.log
+    assert bare_remote.log("%ae")[0] == "ci-bot@clients.example.com"
+    assert "s3cret-for-the-action" not in run.log.replace("::add-mask::s3cret-for-the-action", "")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler
@@ -27,14 +28,14 @@ class Scripted:
 
     def __init__(self, answers: list[tuple[int, str, dict[str, str]]]) -> None:
         self.answers = list(answers)
-        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.requests: list[tuple[str, str, Message, bytes]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                outer.requests.append((self.command, self.path, dict(self.headers), body))
+                outer.requests.append((self.command, self.path, self.headers, body))
                 status, text, headers = outer.answers.pop(0) if outer.answers else (500, "", {})
                 self.send_response(status)
                 for name, value in headers.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from server.config import KNOWN_VARIABLES
@@ -71,3 +72,14 @@ def test_server_help_names_the_subcommands_and_the_reference() -> None:
     assert shown.returncode == 0
     for text in ("create-environment", "migrate", "config", "config\n--reference", "KUBERPULT_"):
         assert text in shown.stdout, text
+
+
+def test_a_client_only_install_says_how_to_get_the_server() -> None:
+    # The client install has none of the server's packages; flask stands for all of them.
+    code = "import sys; sys.modules['flask'] = None; from server.launcher import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "pip install 'kuberpult-lite[server]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -124,3 +124,8 @@ def test_the_readmes_signing_key_commands_give_a_secret_and_a_keyring(tmp_path: 
         check=True,
     ).stdout
     assert "release@acme.example" in listed and "\nsec" not in listed  # public half only
+    # And the server takes that keyring as it is (binary, as `gpg --export` writes it).
+    from server.auth.signatures import SignatureVerifier
+
+    verifier = SignatureVerifier(tmp_path / "keyring.gpg", tmp_path / "server-gnupg")
+    assert len(verifier.fingerprints) == 1

@@ -10,14 +10,14 @@ sequence, read top to bottom.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-import requests
-
 from action import client
+from action import transport
 from action.client import Connection
 from action.client import Release
 from action.client import RequestFailed
@@ -106,17 +106,21 @@ def _token(environ: Mapping[str, str]) -> str | None:
             environ, "url"
         ).rstrip("/")
         try:
-            response = requests.get(
+            response = transport.request(
+                "GET",
                 request_url,
                 params={"audience": audience},
                 timeout=30,
                 headers={"Authorization": f"Bearer {request_token}"},
             )
-        except requests.RequestException as error:
+        except transport.TransportError as error:
             raise ActionFailure(f"the GitHub OIDC token request failed: {error}") from None
-        if response.status_code != 200:
-            raise ActionFailure(f"GitHub refused the OIDC token request: {response.status_code}")
-        token = str(response.json()["value"])
+        if response.status != 200:
+            raise ActionFailure(f"GitHub refused the OIDC token request: {response.status}")
+        try:
+            token = str(json.loads(response.body)["value"])
+        except (ValueError, KeyError, TypeError):
+            raise ActionFailure("GitHub's OIDC token answer has no token in it") from None
     token_url = github.read_input(environ, "oauth-token-url")
     if token_url:
         try:

@@ -189,7 +189,8 @@ class SignatureVerifier:
             if not (home / "imported").exists():
                 home.mkdir(mode=0o700, exist_ok=True)
                 gpg = gnupg.GPG(gnupghome=str(home), options=_GPG_OPTIONS)
-                result = gpg.import_keys(keyring.decode("utf-8", "replace"))
+                # Bytes: a binary keyring (gpg --export) as well as an armored one.
+                result = gpg.import_keys(keyring)
                 if not result.fingerprints:
                     raise KeyringError(
                         f"KUBERPULT_PGP_KEY_RING_PATH ({keyring_path}) holds no public key"
