@@ -164,6 +164,8 @@ def send(
                 headers=headers,
                 timeout=connection.timeout,
             )
+        except transport.InvalidRequest as error:
+            raise RequestFailed(f"the request cannot be sent: {error}") from None
         except transport.TransportError as error:
             log(f"error issuing the HTTP request: {error}")
         else:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import ssl
 import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 FileParts = list[tuple[str, tuple[str | None, bytes]]]
 
@@ -50,12 +53,57 @@ class Response:
     headers: Headers
 
 
+class InvalidRequest(ValueError):
+    """The request cannot be sent as asked (a URL that is not http(s), a header value HTTP
+    cannot carry): retrying would not help."""
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx comes back as an answer
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+def _opener() -> urllib.request.OpenerDirector:
+    """http(s) only (no file:, ftp:, data:), proxies from the environment, no redirects, and
+    the CA bundle a requests user may have configured."""
+    cafile = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=cafile)),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _NoRedirects(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def _check(url: str, headers: dict[str, str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest(f"the URL {url!r} is not an http(s) URL with a host")
+    for name, value in headers.items():
+        if "\r" in value or "\n" in value:
+            raise InvalidRequest(f"the {name} header must be one line")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest(
+                f"the {name} header holds characters HTTP headers cannot carry (only Latin-1)"
+            ) from None
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if (
+        proxy
+        and not urllib.request.proxy_bypass(parts.hostname)
+        and ("Proxy-Authorization" in headers)
+    ):
+        # A proxy takes Proxy-Authorization for itself: the IAP token would go to it.
+        raise InvalidRequest(
+            f"KUBERPULT_IAP_TOKEN is sent as Proxy-Authorization, which the proxy {proxy!r} "
+            f"would receive instead of the server; exempt {parts.hostname} in no_proxy"
+        )
 
 
 def multipart(parts: FileParts) -> tuple[bytes, str]:
@@ -103,16 +151,22 @@ def request(
     if params:
         url += ("&" if "?" in url else "?") + urlencode(params)
     headers.setdefault("User-Agent", "kuberpult-lite-client")
-    prepared = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - the user's server URL
+    _check(url, headers)
+    prepared = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - http(s) only, checked above
     try:
-        with _OPENER.open(prepared, timeout=timeout) as answer:
+        with _opener().open(prepared, timeout=timeout) as answer:
             return _response(answer.status, answer.reason, answer.read(), answer.headers)
     except urllib.error.HTTPError as error:
         with error:
-            return _response(error.code, str(error.reason), error.read(), error.headers)
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        raise TransportError(f"{type(reason).__name__}: {reason}") from None
+            try:
+                body = error.read()
+            except (http.client.HTTPException, OSError) as broken:
+                raise TransportError(f"the answer {error.code} broke off: {broken}") from None
+            return _response(error.code, str(error.reason), body, error.headers)
+    except urllib.error.URLError as error:
+        raise TransportError(f"{type(error.reason).__name__}: {error.reason}") from None
+    except (http.client.HTTPException, OSError) as error:
+        raise TransportError(f"{type(error).__name__}: {error}") from None
 
 
 def _response(status: int, reason: str, body: bytes, headers: Any) -> Response:

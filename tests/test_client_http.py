@@ -38,13 +38,17 @@ class Scripted:
                 outer.requests.append((self.command, self.path, self.headers, body))
                 status, text, headers = outer.answers.pop(0) if outer.answers else (500, "", {})
                 self.send_response(status)
+                # "X-Test-Truncate": promise more body than is sent, then hang up.
+                missing = 100 if headers.get("X-Test-Truncate") else 0
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(text)))
+                self.send_header("Content-Length", str(len(text) + missing))
                 self.end_headers()
                 self.wfile.write(text.encode())
+                if missing:
+                    self.close_connection = True
 
-            do_POST = do_PUT = do_DELETE = _answer  # noqa: N815
+            do_POST = do_PUT = do_DELETE = do_GET = _answer  # noqa: N815
 
             def log_message(self, *args: object) -> None:
                 pass
