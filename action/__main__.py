@@ -1,4 +1,5 @@
-"""``python -m action``: the GitHub Action's step (see action.runner.main)."""
+"""``python -m action``: the Action's step from an installed distribution (the Action itself runs
+``action/launch.py``, which needs nothing installed; see action.runner.main)."""
 
 from action.runner.main import main
 

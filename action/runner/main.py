@@ -1,7 +1,7 @@
 """The GitHub Action: collect metadata, sign the manifests, release, report.
 
-Run by ``action.yml`` as ``python -m action``; every input arrives as ``INPUT_<NAME>`` through
-the step's ``env:``.
+Run by ``action.yml`` as ``python3 -I -S action/launch.py``; every input arrives as
+``INPUT_<NAME>`` through the step's ``env:``.
 
 Over 250 lines: inputs, metadata, signing, the call and the step summary are the Action's one
 sequence, read top to bottom.
