@@ -143,8 +143,14 @@ class RepositoryConflict(KuberpultError):
         self.code = code
 
 
+#: The refusal code of a release whose application failed with a bug (not the tree's fault).
+INTERNAL_APPLY_ERROR = "internal_apply_error"
+
+
 def from_repository(code: str, message: str) -> KuberpultError:
     """The answer for a change the manifest repository refused, by the refusal's code."""
+    if code == INTERNAL_APPLY_ERROR:
+        return KuberpultError(message)
     if code == "too_old":
         return TooOld(message)
     if code in ("unknown_environment", "unknown_environment_group", "unknown_release"):

@@ -82,3 +82,52 @@ def test_housekeeping_consolidates_the_packs_of_many_batches(repo: ManifestRepo)
     repo.housekeeping(120)
     assert len(list(packs.glob("*.pack"))) < 5
     assert git("log", "--format=%s", "-1", cwd=repo.path).strip() == "54"
+
+
+def test_a_release_that_hits_a_bug_is_refused_alone(
+    repo: ManifestRepo, bare_remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug while applying one release (not the tree's fault) must not fail the batch, nor
+    # every batch after it: the release is refused alone, as a server error.
+    from server.errors import INTERNAL_APPLY_ERROR
+    from server.models import ExportState
+    from server.models import StoredRelease
+    from server.repo import batch
+    from server.repo import layout
+
+    real = layout.apply_release
+
+    def buggy(tree, release, settings):
+        if release.application == "buggy":
+            raise RuntimeError("a bug")
+        return real(tree, release, settings)
+
+    monkeypatch.setattr(layout, "apply_release", buggy)
+    releases = [
+        StoredRelease(
+            id=number,
+            application=app,
+            version=1,
+            manifests={"dev": b"a: 1\n"},
+            created_at="2026-11-28T00:00:00Z",
+            author_name="Jane",
+            author_email="jane@example.com",
+            state=ExportState.PENDING,
+        )
+        for number, app in enumerate(("first", "buggy", "last"), start=1)
+    ]
+    applied = batch.commit_each(
+        repo,
+        releases,
+        committer=AUTHOR,
+        settings=layout.LayoutSettings(),
+        guard=None,
+        pushed={},
+    )
+    assert [release_id for release_id, _ in applied.commits] == [1, 3]
+    assert [(r[0], r[1]) for r in applied.refusals] == [(2, INTERNAL_APPLY_ERROR)]
+    assert "RuntimeError: a bug" in applied.refusals[0][2]
+    repo.push(30)
+    assert bare_remote.exists("applications/first/releases/1/created_at")
+    assert bare_remote.exists("applications/last/releases/1/created_at")
+    assert not bare_remote.exists("applications/buggy")

@@ -5,17 +5,22 @@ Nothing here pushes or touches the store: the exporter decides what the outcome 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
+from server.errors import INTERNAL_APPLY_ERROR
 from server.errors import Forbidden
 from server.models import StoredRelease
 from server.repo import layout
+from server.repo.git import GitError
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.manifest_repo import UnsafeIdentity
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
+
+log = logging.getLogger(__name__)
 
 #: Decides, on the tree a release is applied to, whether its requester may make it
 #: (DeployRelease depends on the environment configs in that very tree).
@@ -60,11 +65,12 @@ def commit_each(
     stream = repo.commits(committer)
     waiting: list[int] = []
 
-    def flush() -> None:
+    def flush(*, last: bool = False) -> None:
         nonlocal stream
         commits.extend(zip(waiting, stream.finish(), strict=True))
         waiting.clear()
-        stream = repo.commits(committer)
+        if not last:  # a stream left open would leak its file
+            stream = repo.commits(committer)
 
     for release in batch:
         trailer = layout.release_trailer(release)
@@ -91,6 +97,20 @@ def commit_each(
             repo.discard_uncommitted()
             applied.refusals.append((release.id, error.code, str(error)))
             continue
+        except (GitError, OSError):
+            raise  # the clone, not the release: the exporter resyncs and applies again
+        except Exception as error:
+            # A bug in applying this release must not stop every batch after it (it would
+            # be pending, and fail again, forever): it is refused alone, as a server error.
+            log.exception("applying release %s of %r failed", release.version, release.application)
+            flush()
+            repo.discard_uncommitted()
+            message = (
+                f"applying the release to the manifest repository failed unexpectedly "
+                f"({type(error).__name__}: {error}); nothing of it was written"
+            )
+            applied.refusals.append((release.id, INTERNAL_APPLY_ERROR, message))
+            continue
         if change.paths:
             try:
                 stream.add(
@@ -115,5 +135,5 @@ def commit_each(
             # Already on the remote (we died after the push, before recording it).
             directory = f"applications/{release.application}/releases/{release.version}"
             commits.append((release.id, repo.last_commit_touching(directory) or ""))
-    flush()
+    flush(last=True)
     return applied
