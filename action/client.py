@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from urllib.parse import quote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
@@ -187,6 +188,29 @@ def send(
     )
 
 
+def release_train(
+    connection: Connection,
+    target: str,
+    *,
+    group: bool,
+    team: str | None,
+    ci_link: str | None,
+    log: Callable[[str], None],
+) -> Answer:
+    """A release train into ``target`` (an environment, or with ``group`` an environment
+    group), as Kuberpult's client sends it. :raises RequestFailed: see ``send``."""
+    kind = "environment-groups" if group else "environments"
+    return send(
+        connection,
+        "PUT",
+        f"api/{kind}/{quote(target, safe='')}/releasetrain",
+        params={"team": team} if team else None,
+        json_body={"ciLink": ci_link} if ci_link else None,
+        headers=connection.headers(uuid=True),
+        log=log,
+    )
+
+
 def _backoff(attempt: int) -> float:
     return float(min(2 ** (attempt - 1), MAX_BACKOFF))
 
@@ -205,24 +229,3 @@ def _refusal(answer: Answer) -> str:
     if 300 <= answer.status < 400:
         message = f"redirect to {answer.headers.get('Location', '?')} not followed"
     return f"the server answered {answer.status}: {message or answer.body.strip() or answer.reason}"
-
-
-def fetch_client_credentials_token(
-    token_url: str, client_id: str, client_secret: str, audience: str | None = None
-) -> str:
-    """A machine-to-machine token by the OAuth2 client-credentials grant (requests-oauthlib)."""
-    import os
-
-    from oauthlib.oauth2 import BackendApplicationClient
-    from requests_oauthlib import OAuth2Session
-
-    host = urlsplit(token_url).hostname or ""
-    if token_url.startswith("http://") and host in ("127.0.0.1", "localhost", "::1"):
-        # oauthlib refuses plain http; a provider on this very machine is the one exception.
-        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    session = OAuth2Session(client=BackendApplicationClient(client_id=client_id))
-    extra = {"audience": audience} if audience else {}
-    token = session.fetch_token(
-        token_url, client_id=client_id, client_secret=client_secret, timeout=30, **extra
-    )
-    return str(token.get("id_token") or token["access_token"])

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from action import client
-from action.cli import goflags
 from action.cli.common import FAILURE
 from action.cli.common import REQUEST_URI
 from action.cli.common import SUCCESS
 from action.cli.common import USAGE
-from action.cli.common import HelpShown
 from action.cli.common import UsageError
 from action.cli.common import log
+from action.cli.common import parse_subcommand
 from action.client import Connection
 from action.client import RequestFailed
 
@@ -117,16 +116,9 @@ def _lock_args(
     *,
     team_lock: bool,
 ) -> dict[str, str]:
-    try:
-        parsed = goflags.parse(
-            tokens, set(required) | set(optional), set(), set(), title=command, help=LOCK_HELP
-        )
-    except goflags.HelpRequested as asked:
-        raise HelpShown(asked.usage) from None
-    except goflags.FlagError as error:
-        raise UsageError(f"error while parsing command line arguments, error: {error}") from None
-    if parsed.rest:
-        raise UsageError(f'these arguments are not recognised: "{" ".join(parsed.rest)}"')
+    parsed = parse_subcommand(
+        tokens, set(required) | set(optional), set(), set(), title=command, help=LOCK_HELP
+    )
     values: dict[str, str] = {}
     for name in required:
         if len(parsed.all(name)) != 1:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from action import client
+from action import oauth
 from action.cli import goflags
 from action.cli.common import FAILURE
 from action.cli.common import SUCCESS
@@ -177,7 +178,7 @@ def _connection(args: GlobalArgs, environ: Mapping[str, str]) -> Connection:
                 "--oauth_token_url needs KUBERPULT_OAUTH_CLIENT_ID and "
                 "KUBERPULT_OAUTH_CLIENT_SECRET in the environment"
             )
-        dex_token = client.fetch_client_credentials_token(
+        dex_token = oauth.fetch_client_credentials_token(
             args.oauth_token_url, client_id, secret, environ.get("KUBERPULT_OAUTH_AUDIENCE")
         )
     return Connection(

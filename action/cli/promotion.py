@@ -15,9 +15,9 @@ from action.cli.common import FAILURE
 from action.cli.common import REQUEST_URI
 from action.cli.common import SUCCESS
 from action.cli.common import USAGE
-from action.cli.common import HelpShown
 from action.cli.common import UsageError
 from action.cli.common import log
+from action.cli.common import parse_subcommand
 from action.client import Answer
 from action.client import Connection
 from action.client import RequestFailed
@@ -49,15 +49,7 @@ def _parse(
     ints: frozenset[str] = frozenset(),
     bools: frozenset[str] = frozenset(),
 ) -> goflags.Parsed:
-    try:
-        parsed = goflags.parse(tokens, strings, set(ints), set(bools), title=command, help=HELP)
-    except goflags.HelpRequested as asked:
-        raise HelpShown(asked.usage) from None
-    except goflags.FlagError as error:
-        raise UsageError(f"error while parsing command line arguments, error: {error}") from None
-    if parsed.rest:
-        raise UsageError(f'these arguments are not recognised: "{" ".join(parsed.rest)}"')
-    return parsed
+    return parse_subcommand(tokens, strings, set(ints), set(bools), title=command, help=HELP)
 
 
 def _once(parsed: goflags.Parsed, name: str) -> str:
@@ -107,16 +99,10 @@ def release_train(connection: Connection, tokens: list[str]) -> int:
     ci_link = _at_most_once(parsed, "ci_link")
     if ci_link is not None and not REQUEST_URI.fullmatch(ci_link):
         raise UsageError(f"provided invalid --ci_link value '{ci_link}'")
-    kind = "environment-groups" if parsed.flag("use_env_group_target") else "environments"
+    group = parsed.flag("use_env_group_target")
     try:
-        answer = client.send(
-            connection,
-            "PUT",
-            f"api/{kind}/{quote(target, safe='')}/releasetrain",
-            params={"team": team} if team else None,
-            json_body={"ciLink": ci_link} if ci_link else None,
-            headers=connection.headers(uuid=True),
-            log=log,
+        answer = client.release_train(
+            connection, target, group=group, team=team, ci_link=ci_link, log=log
         )
     except RequestFailed as error:
         log(f"error on release train, error: {error}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from action.cli import goflags
 from action.cli.common import REQUEST_URI
-from action.cli.common import HelpShown
 from action.cli.common import UsageError
+from action.cli.common import parse_subcommand
 from action.client import Release
 
 _SHA1 = re.compile(r"[0-9a-fA-F]{40}")
@@ -71,21 +71,9 @@ def read_release_args(tokens: list[str]) -> ReleaseArgs:
 
     :raises UsageError: the first rule broken.
     """
-    try:
-        parsed = goflags.parse(
-            tokens,
-            _RELEASE_STRINGS,
-            _RELEASE_INTS,
-            _RELEASE_BOOLS,
-            title="release",
-            help=RELEASE_HELP,
-        )
-    except goflags.HelpRequested as asked:
-        raise HelpShown(asked.usage) from None
-    except goflags.FlagError as error:
-        raise UsageError(f"error while parsing command line arguments, error: {error}") from None
-    if parsed.rest:
-        raise UsageError(f'these arguments are not recognised: "{" ".join(parsed.rest)}"')
+    parsed = parse_subcommand(
+        tokens, _RELEASE_STRINGS, _RELEASE_INTS, _RELEASE_BOOLS, title="release", help=RELEASE_HELP
+    )
     args = ReleaseArgs(parsed)
     _check_pairing(parsed.order, signatures=not args.unsigned)
     _check_release_fields(parsed, args.unsigned)

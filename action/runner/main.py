@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from action import client
+from action import oauth
 from action import transport
 from action.client import Connection
 from action.client import Release
@@ -124,7 +125,7 @@ def _token(environ: Mapping[str, str]) -> str | None:
     token_url = github.read_input(environ, "oauth-token-url")
     if token_url:
         try:
-            token = client.fetch_client_credentials_token(
+            token = oauth.fetch_client_credentials_token(
                 token_url,
                 github.read_input(environ, "oauth-client-id"),
                 github.read_input(environ, "oauth-client-secret"),

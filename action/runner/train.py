@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from action import client
 from action.client import Connection
@@ -24,17 +23,10 @@ def run(environ: Mapping[str, str], connection: Connection, ci_link: str | None)
     if group not in ("true", "false"):
         raise ActionFailure(f"input release-train-group must be true or false, got {group!r}")
     team = github.read_input(environ, "team") or None
-    kind = "environment-groups" if group == "true" else "environments"
     with github.group(f"Release train into {target}"):
         try:
-            answer = client.send(
-                connection,
-                "PUT",
-                f"api/{kind}/{quote(target, safe='')}/releasetrain",
-                params={"team": team} if team else None,
-                json_body={"ciLink": ci_link} if ci_link else None,
-                headers=connection.headers(uuid=True),
-                log=print,
+            answer = client.release_train(
+                connection, target, group=group == "true", team=team, ci_link=ci_link, log=print
             )
         except RequestFailed as error:
             status = str(error.answer.status) if error.answer else "none"
