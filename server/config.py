@@ -39,6 +39,8 @@ class Config:
     git_author_email: str = "kuberpult@example.com"
     api_enable_despite_no_auth: bool = False
     git_push_timeout: float = 30.0
+    #: Seconds a request waits for its push; None: as long as the push may take.
+    request_timeout: float | None = None
     max_commits_per_push: int = 200
     max_bytes_per_push: int = 16 * 1024 * 1024
     max_queue: int = 200
@@ -121,8 +123,9 @@ class Config:
 
     @property
     def request_budget(self) -> float:
-        """Seconds a release request may spend waiting for its push before answering 503."""
-        return self.git_push_timeout
+        """Seconds a request (a release, an edit) waits for its push before answering 503
+        ``push_pending``; the push itself goes on, up to ``git_push_timeout``."""
+        return self.request_timeout or self.git_push_timeout
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -253,6 +256,9 @@ class Config:
             git_author_email=author_email,
             api_enable_despite_no_auth=open_api,
             git_push_timeout=push_timeout,
+            # Unset (0): as long as the push may take.
+            request_timeout=_number(env, "KUBERPULT_REQUEST_TIMEOUT", 0.0, low=1.0, high=600.0)
+            or None,
             max_commits_per_push=max_commits,
             max_bytes_per_push=max_bytes,
             max_queue=_whole(env, "KUBERPULT_MAX_QUEUE", 200, low=1, high=1_000_000),
@@ -285,6 +291,7 @@ KNOWN_VARIABLES = frozenset(
         "KUBERPULT_GIT_SSH_KNOWN_HOSTS_PATH",
         "KUBERPULT_GIT_TOKEN_FILE",
         "KUBERPULT_GIT_USERNAME",
+        "KUBERPULT_REQUEST_TIMEOUT",
         "KUBERPULT_MAX_COMMITS_PER_PUSH",
         "KUBERPULT_MAX_BYTES_PER_PUSH",
         "KUBERPULT_MAX_QUEUE",

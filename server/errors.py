@@ -195,6 +195,12 @@ class PushRefused(KuberpultError):
     code = "push_rejected"
 
 
+class EditPending(Unavailable):
+    """An edit (a lock, an environment) is committed and its push is still running."""
+
+    code = "push_pending"
+
+
 class PushPending(Unavailable):
     """The release is stored in SQLite but not yet on the remote; it will be pushed."""
 

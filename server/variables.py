@@ -89,8 +89,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "KUBERPULT_GIT_PUSH_TIMEOUT",
         "`30`",
-        "seconds a release may wait for its push before answering 503",
+        "seconds a push may take before it is stopped (the pending releases are pushed by "
+        "the next round)",
         lambda c: c.git_push_timeout,
+    ),
+    Variable(
+        "KUBERPULT_REQUEST_TIMEOUT",
+        "`KUBERPULT_GIT_PUSH_TIMEOUT`",
+        "seconds a release or an edit waits for its push; then it answers 503 `push_pending` "
+        "and the push goes on in the background",
+        lambda c: c.request_budget,
     ),
     Variable(
         "KUBERPULT_GIT_WRITE_COMMIT_DATA",

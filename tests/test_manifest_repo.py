@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -70,18 +72,78 @@ def test_reads_and_writes_refuse_symlinked_directories(repo: ManifestRepo, tmp_p
     assert not (outside / "dev").exists()
 
 
+def commit_one(repo: ManifestRepo, number: int) -> str:
+    path = repo.tree.write(("files", f"{number}"), f"{number}\n".encode())
+    assert path
+    stream = repo.commits(AUTHOR)
+    stream.add(f"{number}\n", AUTHOR, [path])
+    return stream.finish()[0]
+
+
+def fsck(path: Path) -> None:
+    """Every object reachable from the branch is there and sound. (The clone's index may name
+    git's empty tree, which git never stores; the index is rebuilt from HEAD first.)"""
+    if (path / ".git").is_dir():
+        git("read-tree", "HEAD", cwd=path)
+    git("fsck", "--strict", "--no-dangling", cwd=path)
+
+
 def test_housekeeping_consolidates_the_packs_of_many_batches(repo: ManifestRepo) -> None:
     for number in range(55):
-        path = repo.tree.write(("f",), f"{number}\n".encode())
-        assert path
-        stream = repo.commits(AUTHOR)
-        stream.add(f"{number}\n", AUTHOR, [path])
-        stream.finish()
-    packs = repo.path / ".git" / "objects" / "pack"
-    assert len(list(packs.glob("*.pack"))) >= 55
+        commit_one(repo, number)
+    assert repo.pack_count() >= 55
     repo.housekeeping(120)
-    assert len(list(packs.glob("*.pack"))) < 5
+    assert repo.pack_count() < 5
     assert git("log", "--format=%s", "-1", cwd=repo.path).strip() == "54"
+    fsck(repo.path)
+
+
+def test_housekeeping_beside_batches_and_pushes_loses_nothing(
+    repo: ManifestRepo, bare_remote: Remote
+) -> None:
+    # Housekeeping takes no lock: it must be safe while the exporter commits and pushes.
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def tidy() -> None:
+        while not stop.is_set():
+            try:
+                repo.housekeeping(120)
+            except BaseException as error:  # noqa: BLE001 - reported below
+                failures.append(error)
+
+    tidier = threading.Thread(target=tidy)
+    tidier.start()
+    try:
+        shas = []
+        for number in range(60):
+            shas.append(commit_one(repo, number))
+            if number % 3 == 2:
+                repo.push(30)
+        repo.push(30)
+    finally:
+        stop.set()
+        tidier.join()
+    assert failures == []
+    fsck(repo.path)
+    fsck(bare_remote.path)
+    assert bare_remote.log("%H")[::-1] == shas
+    for number in range(60):
+        assert bare_remote.read(f"files/{number}") == f"{number}\n".encode()
+
+
+def test_git_never_starts_its_own_gc(repo: ManifestRepo, bare_remote: Remote) -> None:
+    # A gc started by git itself (after a fetch or a commit) could detach and outlive the
+    # server; the thresholds are set so low here that it would start at once.
+    git("config", "gc.auto", "1", cwd=repo.path)
+    git("config", "gc.autoPackLimit", "1", cwd=repo.path)
+    for number in range(5):
+        commit_one(repo, number)
+    repo.push(30)
+    repo.sync(30)
+    assert repo.pack_count() >= 5
+    assert not (repo.path / ".git" / "gc.pid").exists()
+    assert not (repo.path / ".git" / "gc.log").exists()
 
 
 def test_a_release_that_hits_a_bug_is_refused_alone(
@@ -131,3 +193,24 @@ def test_a_release_that_hits_a_bug_is_refused_alone(
     assert bare_remote.exists("applications/first/releases/1/created_at")
     assert bare_remote.exists("applications/last/releases/1/created_at")
     assert not bare_remote.exists("applications/buggy")
+
+
+def test_housekeeping_does_not_wait_for_an_export(bare_remote: Remote, tmp_path: Path) -> None:
+    # A long housekeeping under the repository lock would hold up every release behind it.
+    from server.config import Config
+    from server.repo.exporter import Exporter
+
+    config = Config.from_env(
+        {"KUBERPULT_DATA_DIR": str(tmp_path / "data"), "KUBERPULT_GIT_URL": bare_remote.url}
+    )
+    config.data_dir.mkdir(parents=True)
+    exporter = Exporter(config)
+    repo = exporter._repo()
+    repo.sync(30)
+    for number in range(20):
+        commit_one(repo, number)
+    assert exporter.pack_count() >= 20
+    with exporter.lock.held(time.monotonic() + 5) as holding:
+        assert holding  # an export is running
+        exporter.housekeeping()
+        assert exporter.pack_count() < 5

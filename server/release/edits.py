@@ -140,7 +140,8 @@ class RepositoryEdits:
     def run(self, edit: Edit, author: tuple[str, str]) -> str | None:
         """Apply, commit and push ``edit``; the new commit, or None when nothing changed.
 
-        :raises KuberpultError: the edit was refused (its own error) or not pushed (503).
+        :raises KuberpultError: the edit was refused (its own error) or not pushed (503);
+            ``EditPending`` (503) when its push goes on past the request's deadline.
         """
         deadline = time.monotonic() + self.config.request_budget
         try:

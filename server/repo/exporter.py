@@ -11,6 +11,7 @@ does not (the lock, a batch's commits, the store mirror, start-up) lives beside 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from server import metrics
 from server.config import Config
+from server.errors import EditPending
 from server.errors import Forbidden
 from server.faults import maybe_die
 from server.models import ExportState
@@ -33,19 +35,23 @@ from server.repo.git import GitError
 from server.repo.git import NonFastForward
 from server.repo.git import PushRejected
 from server.repo.layout import Change
+from server.repo.lock import Holding
 from server.repo.lock import RepoLock
+from server.repo.lock import held_if_free
 from server.repo.manifest_repo import ManifestRepo
+from server.repo.pusher import STILL_PUSHING
+from server.repo.pusher import Pusher
+from server.repo.pusher import finished_by
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
 from server.store import Store
 from server.store import export_lease
+from server.store import open_store
 from server.store import utc_now
 
 log = logging.getLogger(__name__)
 
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
-# Seconds a push always gets, even past the request's deadline.
-PUSH_MINIMUM = 5.0
 # How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
 RECENT_COMMITS = 500
 _WAITER_FIRST_POLL = 0.005
@@ -73,6 +79,8 @@ class ExportReport:
 
     error: str | None = None
     rejected: bool = False
+    #: The push goes on after the request's deadline (and holds the lock until it ends).
+    still_pushing: bool = False
 
 
 class Exporter:
@@ -88,6 +96,7 @@ class Exporter:
         #: Checks each release on the very tree it is applied to (see batch.ReleaseGuard).
         self.release_guard: ReleaseGuard | None = None
         self.webhook = _webhook(config)
+        self.pusher = Pusher()
         self.layout_settings = layout.LayoutSettings(
             release_versions_limit=config.release_versions_limit,
             write_commit_data=config.write_commit_data,
@@ -114,13 +123,20 @@ class Exporter:
                 mirror.adopt(self._repo(), store, self._committer)
 
     def housekeeping(self) -> None:
-        """Let git tidy the clone's object store, if nobody is exporting right now."""
-        with self.lock.held(time.monotonic()) as acquired:
-            if acquired:
-                try:
-                    self._repo().housekeeping(self.config.git_push_timeout * 4)
-                except GitError as error:
-                    log.warning("git housekeeping failed: %s", error)
+        """Let git roll up the clone's packs; beside any export, without the lock (see
+        ``ManifestRepo.housekeeping``)."""
+        # One at a time across the workers; whoever finds it taken has nothing to do.
+        with held_if_free(self.config.data_dir / "housekeeping.lock") as free:
+            if not free:
+                return
+            try:
+                self._repo().housekeeping(self.config.git_push_timeout * 4)
+            except GitError as error:
+                log.warning("git housekeeping failed: %s", error)
+
+    def pack_count(self) -> int:
+        """How many packs the clone holds: housekeeping is due when there are many."""
+        return self._repo().pack_count()
 
     def export_until(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
         """Push pending releases until ``release_id`` is pushed (or, for None, none is pending).
@@ -135,9 +151,9 @@ class Exporter:
             seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            with self.lock.held(time.monotonic()) as acquired:
-                if acquired:
-                    return self._export_locked(store, release_id, deadline)
+            with self.lock.held(time.monotonic()) as holding:
+                if holding:
+                    return self._export_locked(store, release_id, deadline, holding)
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
@@ -146,7 +162,9 @@ class Exporter:
             store.wait_for_export(seen, min(pause, left))
             pause = min(pause * 1.5, store.WAITER_MAX_POLL)
 
-    def _export_locked(self, store: Store, release_id: int | None, deadline: float) -> ExportReport:
+    def _export_locked(
+        self, store: Store, release_id: int | None, deadline: float, holding: Holding
+    ) -> ExportReport:
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
@@ -156,24 +174,12 @@ class Exporter:
             if not batch:
                 return ExportReport()
             started = time.monotonic()
-            failure = self._export_batch(store, batch, deadline)
+            failure = self._export_batch(store, batch, deadline, holding)
+            if failure is not None and failure.still_pushing:
+                return failure  # the push thread records how it ends
             if failure is not None:
                 store.save_view("export", _status(len(batch), started, failure.error))
-            seconds = time.monotonic() - started
-            metrics.PUSH_SECONDS.labels("ok" if failure is None else "failed").observe(seconds)
-            metrics.BATCH_SIZE.observe(len(batch))
-            log.info(
-                "push",
-                extra={
-                    "fields": {
-                        "event": "push",
-                        "batch_size": len(batch),
-                        "seconds": round(seconds, 3),
-                        "ok": failure is None,
-                        "error": failure.error if failure else None,
-                    }
-                },
-            )
+            _record_push(len(batch), started, failure.error if failure else None)
             if failure is not None:
                 return failure
             if time.monotonic() >= deadline:
@@ -182,7 +188,7 @@ class Exporter:
                 )
 
     def _export_batch(
-        self, store: Store, batch: list[StoredRelease], deadline: float
+        self, store: Store, batch: list[StoredRelease], deadline: float, holding: Holding
     ) -> ExportReport | None:
         """Commit every release of ``batch`` and push once; None when done, else why not."""
         started = time.monotonic()
@@ -237,12 +243,22 @@ class Exporter:
                 # Until the store records the push, the remote may hold these commits without
                 # the store knowing: the next batch then looks for their trailers.
                 self._push_in_flight.touch()
+                pushing = self.pusher.push(repo, self.config.git_push_timeout)
+                if not finished_by(pushing, deadline):
+                    # Killed now, a nearly finished push would only force a full resync: it
+                    # goes on, and keeps the lock until it has ended and been recorded.
+                    finish = functools.partial(
+                        self._finish_in_background,
+                        repo=repo,
+                        applied=applied,
+                        batch_size=len(batch),
+                        started=started,
+                        head_before=head_before,
+                    )
+                    self.pusher.finish_later(pushing, finish, holding.hand_over())
+                    return ExportReport(STILL_PUSHING, still_pushing=True)
                 try:
-                    # Never a push with a fraction of a second left: killed half way, it only
-                    # forces a full resync. It may run past the request's budget instead.
-                    floor = min(PUSH_MINIMUM, self.config.git_push_timeout)
-                    left = min(deadline - time.monotonic(), self.config.git_push_timeout)
-                    repo.push(max(floor, left))
+                    pushing.result()
                 except NonFastForward:
                     log.info("remote moved; fetching and re-applying %d release(s)", len(batch))
                     clean = False
@@ -257,17 +273,78 @@ class Exporter:
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
                 self._notify_argocd(repo, head_before, applied.paths)
-            store.mark_pushed(applied.commits, applied.removed, _status(len(batch), started, None))
-            self._push_in_flight.unlink(missing_ok=True)
-            if not applied.refusals:
-                # After a refusal the clone stays unmarked: someone may repair what the
-                # tree holds, and the next batch should see it.
-                repo.mark_clean()
-            if applied.environments_touched:
-                mirror.record_environments(repo, store)
+            self._record_batch(repo, store, applied, _status(len(batch), started, None))
             return None
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
+
+    def _record_batch(
+        self,
+        repo: ManifestRepo,
+        store: Store,
+        applied: batches.Applied,
+        status: dict[str, object],
+    ) -> None:
+        """After a batch is on the remote: the store says so, and the clone is known clean."""
+        store.mark_pushed(applied.commits, applied.removed, status)
+        self._push_in_flight.unlink(missing_ok=True)
+        if not applied.refusals:
+            # After a refusal the clone stays unmarked: someone may repair what the
+            # tree holds, and the next batch should see it.
+            repo.mark_clean()
+        if applied.environments_touched:
+            mirror.record_environments(repo, store)
+
+    def _finish_in_background(
+        self,
+        error: GitError | None,
+        *,
+        repo: ManifestRepo,
+        applied: batches.Applied,
+        batch_size: int,
+        started: float,
+        head_before: str | None,
+    ) -> None:
+        """On the push thread, once a push that outlived its request has ended."""
+        # The request's store closed with the request: this one is the push thread's.
+        store = open_store(self.config)
+        try:
+            status = _status(batch_size, started, None if error is None else str(error))
+            if error is None:
+                maybe_die(self.config, "after-push")
+                self._notify_argocd(repo, head_before, applied.paths)
+                self._record_batch(repo, store, applied, status)
+            elif not isinstance(error, NonFastForward):
+                store.save_view("export", status)
+        finally:
+            store.close()
+        _record_push(batch_size, started, None if error is None else str(error))
+
+    def _record_edit(
+        self, repo: ManifestRepo, store: Store, before: str | None, paths: list[str]
+    ) -> None:
+        """After an edit is on the remote: Argo CD hears of it; the mirror follows."""
+        self._notify_argocd(repo, before, paths)
+        repo.mark_clean()
+        mirror.record_environments(repo, store)
+
+    def _finish_edit_in_background(
+        self,
+        error: GitError | None,
+        *,
+        repo: ManifestRepo,
+        before: str | None,
+        paths: list[str],
+    ) -> None:
+        """On the push thread, once an edit's push that outlived its request has ended. A
+        failed one is gone: the clone is not marked clean, so the next sync drops it."""
+        if error is not None:
+            return
+        store = open_store(self.config)
+        try:
+            self._record_edit(repo, store, before, paths)
+        finally:
+            store.close()
 
     def _notify_argocd(self, repo: ManifestRepo, before: str | None, paths: list[str]) -> None:
         """After a push that succeeded: tell Argo CD which of its files changed (in the
@@ -292,9 +369,10 @@ class Exporter:
         Returns the new commit, or None when the edit changed nothing.
         :raises ApplyError: the edit cannot be applied; nothing was pushed.
         :raises EditNotPushed: the remote could not be reached in time; nothing was pushed.
+        :raises EditPending: the push goes on past ``deadline``, in the background.
         """
-        with self.lock.held(deadline) as acquired:
-            if not acquired:
+        with self.lock.held(deadline) as holding:
+            if not holding:
                 raise EditNotPushed("timed out waiting for the manifest repository lock")
             repo = self._repo()
             clean = repo.take_clean_marker()
@@ -327,16 +405,46 @@ class Exporter:
                     stream = repo.commits(self._committer)
                     stream.add(change.message, author, change.paths)
                     sha = stream.finish()[0]
-                    repo.push(max(deadline - time.monotonic(), 1.0))
-                    self._notify_argocd(repo, before, change.paths)
-                    repo.mark_clean()
-                    mirror.record_environments(repo, store)
+                    pushing = self.pusher.push(repo, self.config.git_push_timeout)
+                    if not finished_by(pushing, deadline):
+                        finish = functools.partial(
+                            self._finish_edit_in_background,
+                            repo=repo,
+                            before=before,
+                            paths=change.paths,
+                        )
+                        self.pusher.finish_later(pushing, finish, holding.hand_over())
+                        raise EditPending(
+                            f"committed, not confirmed: {STILL_PUSHING}; send the same "
+                            "request again to see whether it arrived (it is made once)"
+                        )
+                    pushing.result()
+                    self._record_edit(repo, store, before, change.paths)
                     return sha
                 except NonFastForward:
                     clean = False
                 except (GitError, OSError) as error:
                     raise EditNotPushed(str(error)) from error
             raise EditNotPushed(f"the remote kept moving; gave up after {MAX_REDO} attempts")
+
+
+def _record_push(batch_size: int, started: float, error: str | None) -> None:
+    """A push in the metrics and the log."""
+    seconds = time.monotonic() - started
+    metrics.PUSH_SECONDS.labels("ok" if error is None else "failed").observe(seconds)
+    metrics.BATCH_SIZE.observe(batch_size)
+    log.info(
+        "push",
+        extra={
+            "fields": {
+                "event": "push",
+                "batch_size": batch_size,
+                "seconds": round(seconds, 3),
+                "ok": error is None,
+                "error": error,
+            }
+        },
+    )
 
 
 def _webhook(config: Config) -> webhook.Webhook | None:

@@ -161,6 +161,12 @@ class Git:
         self.config_args = [
             "-c",
             "core.hooksPath=/dev/null",
+            # No automatic gc or maintenance after a fetch or a commit: it would run inside a
+            # batch, or detach and outlive the server. ManifestRepo.housekeeping does it.
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
             "-c",
             "commit.gpgSign=false",
             *self.credentials.config_args(),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -28,26 +29,29 @@ class RepoLock:
         self.lease = lease
 
     @contextmanager
-    def held(self, deadline: float) -> Iterator[bool]:
-        """Hold the lock, polling until ``deadline`` (``time.monotonic()``); yield whether it
-        was acquired."""
+    def held(self, deadline: float) -> Iterator[Holding]:
+        """Hold the lock, polling until ``deadline`` (``time.monotonic()``); yield a
+        ``Holding`` that is true when it was acquired. The lock ends with the block unless
+        the holder hands it over (see ``Holding.hand_over``)."""
         # A fresh open file description per holder, so threads of one worker exclude each
         # other exactly like separate processes do.
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        holding = Holding(acquired=False)
         try:
             if not _wait(lambda: _try_flock(fd), deadline, _POLL):
-                yield False
+                yield holding
                 return
             # Only the flock holder touches the lease: one per replica asks the database.
             if not _wait(self.lease.try_acquire, deadline, _LEASE_POLL):
-                yield False
+                yield holding
                 return
-            try:
-                yield True
-            finally:
-                self.lease.release()
+            holding = Holding(acquired=True, release=lambda: _release(self.lease, fd))
+            yield holding
         finally:
-            os.close(fd)
+            if holding.acquired:
+                holding.end_block()
+            else:
+                os.close(fd)
 
     def still_held(self) -> bool:
         """Whether the lease survived until now (asked before each push)."""
@@ -68,3 +72,53 @@ def _wait(attempt: Callable[[], bool], deadline: float, pause: float) -> bool:
             return False
         time.sleep(pause)
     return True
+
+
+@contextmanager
+def held_if_free(path: Path) -> Iterator[bool]:
+    """An ``flock`` on ``path`` if nobody holds it now (no waiting); yield whether it was."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        yield _try_flock(fd)
+    finally:
+        os.close(fd)
+
+
+class Holding:
+    """One holder's hold on the repository lock.
+
+    A push that outlives its request keeps the lock until it has finished: the request hands
+    the lock over to the thread that completes the push, which then releases it.
+    """
+
+    def __init__(self, *, acquired: bool, release: Callable[[], None] | None = None) -> None:
+        self.acquired = acquired
+        self._release = release
+        self._handed_over = False
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+    def hand_over(self) -> Callable[[], None]:
+        """Keep the lock past the ``with`` block; return what releases it (once)."""
+        self._handed_over = True
+        return self._release_once
+
+    def end_block(self) -> None:
+        """The ``with`` block ended: release, unless the lock was handed over."""
+        if not self._handed_over:
+            self._release_once()
+
+    def _release_once(self) -> None:
+        with self._lock:
+            release, self._release = self._release, None
+        if release is not None:
+            release()
+
+
+def _release(lease: ExportLease, fd: int) -> None:
+    try:
+        lease.release()
+    finally:
+        os.close(fd)  # drops the flock

@@ -128,8 +128,23 @@ class ManifestRepo:
         return CommitStream(self, committer)
 
     def housekeeping(self, timeout: float) -> None:
-        """Let git consolidate packs and loose objects when it finds enough of them."""
-        self.git.run(["-c", "gc.autoDetach=false", "gc", "--auto", "--quiet"], timeout=timeout)
+        """Roll the small packs that batches leave (one each) and loose objects into bigger
+        packs, as a geometric progression, so a big pack is rewritten only rarely.
+
+        Safe beside the exporter, so it needs no lock: every object of a pack it deletes is
+        in the pack it has just written, and it prunes nothing (``git gc`` would). Git's
+        own automatic gc is off for every command (see ``Git``): it could start in the
+        middle of a batch, or detach and outlive the server.
+        """
+        self.git.run(["repack", "-d", "-q", "--geometric=2"], timeout=timeout)
+
+    def pack_count(self) -> int:
+        """How many packs the clone holds (each batch adds one)."""
+        packs = self.path / ".git" / "objects" / "pack"
+        try:
+            return sum(1 for entry in os.scandir(packs) if entry.name.endswith(".pack"))
+        except FileNotFoundError:
+            return 0
 
     def head(self) -> str | None:
         """The sha of the current commit, or None on an unborn branch."""

@@ -1,5 +1,5 @@
 """Each worker's background round: push whatever is pending (a crash, an unreachable remote,
-a request that gave up waiting), and now and then let git tidy the clone."""
+a request that gave up waiting), and let git tidy the clone when it has many packs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from server.store import open_store
 
 log = logging.getLogger(__name__)
 
-# How often a worker lets git consolidate the packs that batches leave behind.
+# How often a worker lets git consolidate the packs that batches leave behind (one each), and
+# how many packs make it due sooner: lookups slow down with every pack.
 HOUSEKEEPING_INTERVAL = 600.0
+HOUSEKEEPING_PACKS = 50
 
 
 def start_recovery(config: Config, exporter: Exporter) -> None:
@@ -36,7 +38,8 @@ def start_recovery(config: Config, exporter: Exporter) -> None:
                     report = exporter.export_until(store, None, deadline)
                     if report.error:
                         log.warning("pending releases not pushed yet: %s", report.error)
-                if time.monotonic() - tidied > HOUSEKEEPING_INTERVAL:
+                due = time.monotonic() - tidied > HOUSEKEEPING_INTERVAL
+                if due or exporter.pack_count() >= HOUSEKEEPING_PACKS:
                     exporter.housekeeping()
                     tidied = time.monotonic()
             except Exception:
