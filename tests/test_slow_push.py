@@ -53,7 +53,9 @@ def test_a_push_past_the_request_deadline_finishes_in_the_background(
     assert response.status_code == 503, response.text
     error = response.json()["error"]
     assert error["code"] == "push_pending"
-    assert "goes on in the background" in error["message"]
+    # Its own push goes on in the background, or another thread's push that took the
+    # release along holds the lock: either way, nothing is killed.
+    assert "will be pushed" in error["message"]
     assert int(response.headers["Retry-After"]) >= 1
     assert waited < REQUEST_TIMEOUT + 3
     assert not bare_remote.exists(f"applications/{app}/releases/1")

@@ -4,6 +4,8 @@ server. Whatever the release service, exporter and read API rely on must answer 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from server.config import Config
 from server.errors import Unavailable
 from server.models import ExportState
 from server.models import FoundRelease
+from server.models import StoredRelease
 from server.store import Store
 from server.store import open_store
 from server.store import schema
@@ -237,3 +240,99 @@ def test_a_batch_stops_at_the_byte_budget_but_never_comes_back_empty(store: Stor
     store.mark_pushed([(i, "a" * 40) for i in ids[:3]])
     # A release bigger than the budget goes alone rather than never.
     assert [r.id for r in store.pending_releases(10, max_bytes=1000)] == [ids[3]]
+
+
+def settled_generation(store: Store) -> int:
+    """The export generation once the listener has connected (connecting moves it)."""
+    seen = store.export_generation()
+    while True:
+        store.wait_for_export(seen, 0.5)
+        if store.export_generation() == seen:
+            return seen
+        seen = store.export_generation()
+
+
+def test_a_finished_export_wakes_the_waiters_of_every_process(config: Config, store: Store) -> None:
+    release_id = add_release(store, "pay", 1)
+    seen = settled_generation(store)
+
+    def push() -> None:
+        exporter = open_store(config)  # another request's, or another worker's, connection
+        exporter.mark_pushed([(release_id, "a" * 40)], status={"ok": True})
+        exporter.close()
+
+    threading.Timer(0.2, push).start()
+    started = time.monotonic()
+    while store.release_state(release_id) == ExportState.PENDING:
+        store.wait_for_export(seen, 30)
+        seen = store.export_generation()
+    # Woken by the push, not by the end of a 30-second wait.
+    assert time.monotonic() - started < 15
+
+
+def test_a_rolled_back_write_wakes_nobody(config: Config, store: Store) -> None:
+    release_id = add_release(store, "pay", 1)
+    seen = settled_generation(store)
+    other = open_store(config)
+    with pytest.raises(RuntimeError), other.transaction():
+        other._notify_export()
+        raise RuntimeError("rolled back")
+    other.close()
+    store.wait_for_export(seen, 1.0)
+    assert store.export_generation() == seen
+    assert store.release_state(release_id) == ExportState.PENDING
+
+
+def add_later(config: Config, seconds: float, versions: list[int]) -> threading.Timer:
+    """Releases that another request stores ``seconds`` from now."""
+
+    def add() -> None:
+        other = open_store(config)
+        for version in versions:
+            add_release(other, "pay", version)
+        other.close()
+
+    timer = threading.Timer(seconds, add)
+    timer.start()
+    return timer
+
+
+def test_a_batch_gathers_as_many_releases_as_the_last_one_carried(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repo import gathering
+    from server.store import utc_now
+
+    monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    add_release(store, "pay", 1)
+    store.save_view("export", {"ok": True, "batch_size": 3, "last_attempt_at": utc_now()})
+    add_later(config, 0.1, [2, 3])
+    batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store))
+    assert [r.version for r in batch] == [1, 2, 3]
+
+
+def test_a_lone_release_does_not_wait(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repo import gathering
+    from server.store import utc_now
+
+    monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    add_release(store, "pay", 1)
+    arrives_later = add_later(config, 2.0, [2])
+    try:
+        for status in (
+            {"ok": True, "batch_size": 1, "last_attempt_at": utc_now()},
+            {"ok": True, "batch_size": 9, "last_attempt_at": "2026-01-01T00:00:00Z"},
+            {"ok": False, "batch_size": 9, "last_attempt_at": utc_now()},
+        ):
+            store.save_view("export", status)
+            batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store))
+            assert [r.version for r in batch] == [1], status
+    finally:
+        arrives_later.cancel()
+        arrives_later.join()
+
+
+def store_fetch(store: Store) -> Callable[[], list[StoredRelease]]:
+    return lambda: store.pending_releases(10)

@@ -25,6 +25,7 @@ from server.faults import maybe_die
 from server.models import ExportState
 from server.models import StoredRelease
 from server.repo import batch as batches
+from server.repo import gathering
 from server.repo import layout
 from server.repo import mirror
 from server.repo import startup
@@ -168,11 +169,16 @@ class Exporter:
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            batch = store.pending_releases(
-                self.config.max_commits_per_push, self.config.max_bytes_per_push
-            )
+
+            def fetch() -> list[StoredRelease]:
+                return store.pending_releases(
+                    self.config.max_commits_per_push, self.config.max_bytes_per_push
+                )
+
+            batch = fetch()
             if not batch:
                 return ExportReport()
+            batch = gathering.gather(store, batch, deadline, fetch)
             started = time.monotonic()
             failure = self._export_batch(store, batch, deadline, holding)
             if failure is not None and failure.still_pushing:

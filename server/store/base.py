@@ -92,7 +92,7 @@ class Store(ABC):
         """The replica exporting right now, where the backend can tell (PostgreSQL)."""
         return None
 
-    def _notify_export(self) -> None:  # noqa: B027 - a hook; only PostgreSQL notifies
+    def _notify_export(self) -> None:  # noqa: B027 - a hook each backend fills in
         """Tell waiters, after the current transaction commits, that rows changed state."""
 
     # -- reads ------------------------------------------------------------------------------

@@ -21,8 +21,13 @@ from server.errors import Unavailable
 from server.store import schema
 from server.store.base import Cursor
 from server.store.base import Store
+from server.store.wakeup import ExportWakeup
+from server.store.wakeup import wake_all
 
 BUSY_TIMEOUT_MS = 5000
+# Waiting for the write lock: the first pause and the longest (see _begin_immediate).
+_FIRST_PAUSE = 0.0002
+_LONGEST_PAUSE = 0.002
 
 
 class SqliteStore(Store):
@@ -30,6 +35,9 @@ class SqliteStore(Store):
 
     def __init__(self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self._data_dir = path.parent
+        self._wake_after_commit = False
         self.db = sqlite_utils.Database(conn)
         try:
             _use_wal(conn, busy_timeout_ms / 1000)
@@ -71,20 +79,56 @@ class SqliteStore(Store):
     @contextmanager
     def _immediate(self) -> Iterator[None]:
         conn = self.db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise _unavailable(error) from error
+        self._begin_immediate()
         try:
             yield
         except BaseException:
+            self._wake_after_commit = False
             conn.execute("ROLLBACK")
             raise
+        wake, self._wake_after_commit = self._wake_after_commit, False
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as error:
             conn.execute("ROLLBACK")
             raise _unavailable(error) from error
+        if wake:
+            wake_all(self._data_dir)
+
+    # Waiting releases are woken through FIFOs (see wakeup.py), once the export has committed.
+
+    def _notify_export(self) -> None:
+        self._wake_after_commit = True
+
+    def export_generation(self) -> int:
+        return ExportWakeup.for_data_dir(self._data_dir).generation
+
+    def wait_for_export(self, seen: int, timeout: float) -> None:
+        ExportWakeup.for_data_dir(self._data_dir).wait(seen, timeout)
+
+    def _begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting for the write lock up to the busy timeout.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so under
+        many concurrent releases a writer often slept far longer than the transaction it waited
+        for (a few milliseconds). This tries again after at most 2 ms instead.
+        """
+        conn = self.db.conn
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        pause = _FIRST_PAUSE
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as error:
+                    if not _is_busy(error) or time.monotonic() >= deadline:
+                        raise _unavailable(error) from error
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
 
     def migrate(self) -> None:
         with self.transaction():
@@ -108,6 +152,14 @@ def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.02)
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """Another connection holds the write lock (SQLITE_BUSY / SQLITE_LOCKED)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def _unavailable(error: sqlite3.OperationalError) -> Unavailable:
