@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -214,3 +215,51 @@ def test_housekeeping_does_not_wait_for_an_export(bare_remote: Remote, tmp_path:
         assert holding  # an export is running
         exporter.housekeeping()
         assert exporter.pack_count() < 5
+
+
+def test_what_a_killed_git_left_in_the_pack_directory(repo: ManifestRepo) -> None:
+    # A kept pack (a killed fetch leaves its .keep) is not counted: housekeeping would never
+    # roll it up, and 50 of them would make it run every round for nothing. Temporary packs
+    # of a killed git are removed once they are old; a fresh one may belong to a running git.
+    for number in range(3):
+        commit_one(repo, number)
+    packs = repo.path / ".git" / "objects" / "pack"
+    assert repo.pack_count() == 3
+    kept = sorted(packs.glob("pack-*.pack"))[0]
+    kept.with_suffix(".keep").write_text("fetch in progress\n")
+    stale = packs / ".tmp-123-pack-abc.pack"
+    stale.write_bytes(b"half a pack")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fresh = packs / "tmp_pack_XYZ"
+    fresh.write_bytes(b"being written")
+    assert repo.pack_count() == 2
+    repo.housekeeping(120)
+    assert not stale.exists()
+    assert fresh.exists()
+    assert kept.exists()
+    assert repo.pack_count() == 1
+    fsck(repo.path)
+
+
+def test_a_push_handed_over_while_the_worker_stops_is_still_recorded(
+    repo: ManifestRepo, bare_remote: Remote, tmp_path: Path
+) -> None:
+    from server.repo.lock import RepoLock
+    from server.repo.pusher import Pusher
+    from server.store import ReplicaLease
+
+    pusher = Pusher()
+    sha = commit_one(repo, 1)
+    pushing = pusher.push(repo, 30)
+    pusher._thread.shutdown(wait=False)  # what interpreter exit does: no new work
+    lock = RepoLock(tmp_path / "repo.lock", ReplicaLease())
+    outcomes: list[object] = []
+    with lock.held(time.monotonic() + 5) as holding:
+        assert holding
+        pusher.finish_later(pushing, outcomes.append, holding)
+    # Finished in the request's thread instead: recorded, then the lock let go.
+    assert outcomes == [None]
+    assert bare_remote.head() == sha
+    with lock.held(time.monotonic()) as again:
+        assert again

@@ -125,3 +125,38 @@ def test_a_push_that_fails_in_the_background_leaves_the_release_pending(
     gate.touch()
     assert wait_for(lambda: requests.get(receipt, timeout=10).json()["state"] == "pushed")
     assert bare_remote.log().count(f'created version 1 of "{app}"') == 1
+
+
+def test_a_remote_slower_than_the_request_timeout_still_gets_every_release(
+    start_server, bare_remote: Remote, tmp_path: Path
+) -> None:
+    # Every connection to this remote takes 3 s: longer than a request waits (2 s), far
+    # shorter than a push may take (30 s). A sync bounded by the request would never finish.
+    delay = tmp_path / "delay"
+    delay.write_text("0")
+    ssh = tmp_path / "slow-ssh"
+    ssh.write_text(
+        "#!/bin/sh\n"
+        "for last; do :; done\n"  # ssh's last argument is the remote command
+        f'sleep "$(cat {delay})"\n'
+        'exec sh -c "$last"\n'
+    )
+    ssh.chmod(0o755)
+    server: Server = start_server(
+        None,
+        KUBERPULT_GIT_URL=f"ssh://slowhost{bare_remote.path}",
+        GIT_SSH_COMMAND=str(ssh),
+        KUBERPULT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+        KUBERPULT_GIT_PUSH_TIMEOUT="30",
+        KUBERPULT_RECOVERY_INTERVAL="1",
+    )
+    assert server.release(unique_app()).status_code == 201
+    delay.write_text("3")
+    # Someone else pushes: the clone needs a sync (a fetch: 3 s) before the next batch.
+    bare_remote.push_foreign_commit(tmp_path, "docs/README.md", "hello\n")
+    app = unique_app()
+    assert server.release(app, fields={"version": "1"}).status_code in (201, 503)
+    receipt = f"{server.url}/api/applications/{app}/releases/1"
+    assert wait_for(lambda: requests.get(receipt, timeout=10).json()["state"] == "pushed", 60)
+    assert bare_remote.log().count(f'created version 1 of "{app}"') == 1
+    assert bare_remote.read("docs/README.md") == b"hello\n"

@@ -207,8 +207,10 @@ class Exporter:
                 return ExportReport("timed out: the request's deadline passed before the push")
             try:
                 if not clean:
-                    timeout = min(remaining, self.config.git_push_timeout)
-                    mirror.sync(repo, store, self._committer, timeout)
+                    # The push timeout, not what is left of the request's: a sync cut short
+                    # only comes back, and on a remote slower than the request timeout it
+                    # would never finish.
+                    mirror.sync(repo, store, self._committer, self.config.git_push_timeout)
             except (GitError, OSError) as error:
                 log.warning("cannot sync with the remote: %s", error)
                 return ExportReport(str(error))
@@ -261,7 +263,7 @@ class Exporter:
                         started=started,
                         head_before=head_before,
                     )
-                    self.pusher.finish_later(pushing, finish, holding.hand_over())
+                    self.pusher.finish_later(pushing, finish, holding)
                     return ExportReport(STILL_PUSHING, still_pushing=True)
                 try:
                     pushing.result()
@@ -385,8 +387,7 @@ class Exporter:
             for _ in range(MAX_REDO):
                 try:
                     if not clean:
-                        timeout = max(deadline - time.monotonic(), 1.0)
-                        mirror.sync(repo, store, self._committer, timeout)
+                        mirror.sync(repo, store, self._committer, self.config.git_push_timeout)
                     try:
                         change = layout.with_argocd_files(
                             repo.tree, edit(repo.tree), self.layout_settings
@@ -419,7 +420,7 @@ class Exporter:
                             before=before,
                             paths=change.paths,
                         )
-                        self.pusher.finish_later(pushing, finish, holding.hand_over())
+                        self.pusher.finish_later(pushing, finish, holding)
                         raise EditPending(
                             f"committed, not confirmed: {STILL_PUSHING}; send the same "
                             "request again to see whether it arrived (it is made once)"

@@ -134,17 +134,27 @@ class ManifestRepo:
         Safe beside the exporter, so it needs no lock: every object of a pack it deletes is
         in the pack it has just written, and it prunes nothing (``git gc`` would). Git's
         own automatic gc is off for every command (see ``Git``): it could start in the
-        middle of a batch, or detach and outlive the server.
+        middle of a batch, or detach and outlive the server. What a killed git left in the
+        pack directory (temporary packs) goes once it is older than any git command runs.
         """
+        pack_dir = self.path / ".git" / "objects" / "pack"
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        for entry in _entries(pack_dir):
+            if entry.name.startswith(("tmp_", ".tmp-")) and entry.stat().st_mtime < cutoff:
+                Path(entry.path).unlink(missing_ok=True)
         self.git.run(["repack", "-d", "-q", "--geometric=2"], timeout=timeout)
 
     def pack_count(self) -> int:
-        """How many packs the clone holds (each batch adds one)."""
-        packs = self.path / ".git" / "objects" / "pack"
-        try:
-            return sum(1 for entry in os.scandir(packs) if entry.name.endswith(".pack"))
-        except FileNotFoundError:
-            return 0
+        """How many packs housekeeping could roll up (each batch adds one; a kept pack, one a
+        killed fetch left with its ``.keep``, stays as it is)."""
+        names = {entry.name for entry in _entries(self.path / ".git" / "objects" / "pack")}
+        return sum(
+            1
+            for name in names
+            if name.startswith("pack-")
+            and name.endswith(".pack")
+            and name.removesuffix(".pack") + ".keep" not in names
+        )
 
     def head(self) -> str | None:
         """The sha of the current commit, or None on an unborn branch."""
@@ -226,6 +236,17 @@ def clear_stale_locks(git_dir: Path, older_than: float) -> list[Path]:
         except OSError:
             continue  # gone already, or not ours to remove
     return removed
+
+
+#: Older than this, a temporary file in the pack directory belongs to no running git.
+STALE_TEMPORARY_SECONDS = 3600.0
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
 
 
 class UnsafeIdentity(ValueError):

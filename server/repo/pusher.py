@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 
 from server.repo.git import GitError
+from server.repo.lock import Holding
 from server.repo.manifest_repo import ManifestRepo
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,13 @@ class Pusher:
         self,
         pushing: Future[None],
         finish: Callable[[GitError | None], None],
-        release_lock: Callable[[], None],
+        holding: Holding,
     ) -> None:
         """Once ``pushing`` has ended: ``finish`` with how it ended (None: it succeeded),
-        then ``release_lock`` whatever happened. A push that failed leaves its releases
-        pending for the next export round, which syncs the clone first (it is not marked
-        clean)."""
+        then release the lock ``holding`` holds, whatever happened. A push that failed
+        leaves its releases pending for the next export round, which syncs the clone first
+        (it is not marked clean)."""
+        release_lock = holding.hand_over()
 
         def complete() -> None:
             try:
@@ -67,8 +69,13 @@ class Pusher:
             finally:
                 release_lock()
 
-        # The same thread: this runs after the push, never beside it.
-        self._thread.submit(complete)
+        try:
+            # The same thread: this runs after the push, never beside it.
+            self._thread.submit(complete)
+        except RuntimeError:
+            # The worker is shutting down and takes no new background work: finish here,
+            # so the batch is still recorded before the lock goes.
+            complete()
 
 
 def finished_by(pushing: Future[None], deadline: float) -> bool:

@@ -34,7 +34,8 @@ def start_recovery(config: Config, exporter: Exporter) -> None:
             try:
                 store = store or open_store(config)
                 if store.count_pending():
-                    deadline = time.monotonic() + config.request_budget
+                    # Nobody waits for this round: it may take as long as a push may.
+                    deadline = time.monotonic() + config.git_push_timeout
                     report = exporter.export_until(store, None, deadline)
                     if report.error:
                         log.warning("pending releases not pushed yet: %s", report.error)
