@@ -257,9 +257,9 @@ def test_a_push_handed_over_while_the_worker_stops_is_still_recorded(
     outcomes: list[object] = []
     with lock.held(time.monotonic() + 5) as holding:
         assert holding
-        pusher.finish_later(pushing, outcomes.append, holding)
+        pusher.finish_later(pushing, outcomes.append, holding, lambda: outcomes.append("free"))
     # Finished in the request's thread instead: recorded, then the lock let go.
-    assert outcomes == [None]
+    assert outcomes == [None, "free"]
     assert bare_remote.head() == sha
     with lock.held(time.monotonic()) as again:
         assert again

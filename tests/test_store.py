@@ -55,3 +55,20 @@ def test_many_processes_opening_a_new_database_at_once(tmp_path: Path) -> None:
         with multiprocessing.get_context("spawn").Pool(6) as pool:
             assert pool.map(_open_and_migrate, [path] * 6) == [schema.SCHEMA_VERSION] * 6
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_each_thread_keeps_one_connection(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "db.sqlite3"
+    first = SqliteStore.for_this_thread(path)
+    first.migrate()
+    first.close()  # kept open for the thread's next request
+    again = SqliteStore.for_this_thread(path)
+    assert again is first
+    assert again.count_pending() == 0
+    others: list[SqliteStore] = []
+    thread = threading.Thread(target=lambda: others.append(SqliteStore.for_this_thread(path)))
+    thread.start()
+    thread.join()
+    assert others[0] is not first

@@ -43,8 +43,9 @@ def test_another_process_is_woken(tmp_path: Path) -> None:
             "import sys, time; from pathlib import Path\n"
             "from server.store.wakeup import ExportWakeup\n"
             "w = ExportWakeup.for_data_dir(Path(sys.argv[1]))\n"
+            "seen = w.generation\n"
             "print('ready', flush=True)\n"
-            "started = time.monotonic(); w.wait(w.generation, 30)\n"
+            "started = time.monotonic(); w.wait(seen, 30)\n"
             "print(round(time.monotonic() - started, 1), flush=True)\n",
             str(tmp_path),
         ],

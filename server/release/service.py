@@ -88,7 +88,7 @@ class ReleaseService:
             return ReleaseResult(outcome, request.application, version, existing.commit_sha)
 
         report = self.exporter.export_until(self.store, release_id, deadline)
-        stored = self.store.release_by_id(release_id)
+        stored = self.store.release_outcome(release_id)
         if stored.state == ExportState.PUSHED:
             return ReleaseResult(outcome, request.application, version, stored.commit_sha)
         if stored.state == ExportState.FAILED:

@@ -49,13 +49,13 @@ from server.store import Store
 from server.store import export_lease
 from server.store import open_store
 from server.store import utc_now
+from server.store import wake_waiters
 
 log = logging.getLogger(__name__)
 
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
 # How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
 RECENT_COMMITS = 500
-_WAITER_FIRST_POLL = 0.005
 
 
 def _status(batch_size: int, started: float, error: str | None) -> dict[str, object]:
@@ -147,14 +147,21 @@ class Exporter:
         when ``deadline`` (``time.monotonic()``) passes or a push fails; pending releases then
         stay pending for the next round.
         """
-        pause = _WAITER_FIRST_POLL
+        pause = store.WAITER_FIRST_POLL
         while True:
             seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
+            exported: list[int] = []
             with self.lock.held(time.monotonic()) as holding:
                 if holding:
-                    return self._export_locked(store, release_id, deadline, holding)
+                    report = self._export_locked(store, release_id, deadline, holding, exported)
+            if holding:
+                if exported and not report.still_pushing:
+                    # The waiters woken by the push found the lock still taken: now it is free
+                    # for whoever has a release still pending.
+                    wake_waiters(self.config)
+                return report
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
@@ -164,8 +171,15 @@ class Exporter:
             pause = min(pause * 1.5, store.WAITER_MAX_POLL)
 
     def _export_locked(
-        self, store: Store, release_id: int | None, deadline: float, holding: Holding
+        self,
+        store: Store,
+        release_id: int | None,
+        deadline: float,
+        holding: Holding,
+        exported: list[int],
     ) -> ExportReport:
+        """Export batches under the lock until ``release_id`` is pushed; the size of each
+        batch attempted goes into ``exported``."""
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
@@ -180,6 +194,7 @@ class Exporter:
                 return ExportReport()
             batch = gathering.gather(store, batch, deadline, fetch)
             started = time.monotonic()
+            exported.append(len(batch))
             failure = self._export_batch(store, batch, deadline, holding)
             if failure is not None and failure.still_pushing:
                 return failure  # the push thread records how it ends
@@ -263,7 +278,7 @@ class Exporter:
                         started=started,
                         head_before=head_before,
                     )
-                    self.pusher.finish_later(pushing, finish, holding)
+                    self.pusher.finish_later(pushing, finish, holding, self._wake_waiters)
                     return ExportReport(STILL_PUSHING, still_pushing=True)
                 try:
                     pushing.result()
@@ -285,6 +300,9 @@ class Exporter:
             return None
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
+
+    def _wake_waiters(self) -> None:
+        wake_waiters(self.config)
 
     def _record_batch(
         self,
@@ -420,7 +438,7 @@ class Exporter:
                             before=before,
                             paths=change.paths,
                         )
-                        self.pusher.finish_later(pushing, finish, holding)
+                        self.pusher.finish_later(pushing, finish, holding, self._wake_waiters)
                         raise EditPending(
                             f"committed, not confirmed: {STILL_PUSHING}; send the same "
                             "request again to see whether it arrived (it is made once)"

@@ -48,12 +48,17 @@ class Pusher:
         pushing: Future[None],
         finish: Callable[[GitError | None], None],
         holding: Holding,
+        after_release: Callable[[], None],
     ) -> None:
         """Once ``pushing`` has ended: ``finish`` with how it ended (None: it succeeded),
-        then release the lock ``holding`` holds, whatever happened. A push that failed
-        leaves its releases pending for the next export round, which syncs the clone first
-        (it is not marked clean)."""
-        release_lock = holding.hand_over()
+        then release the lock ``holding`` holds, whatever happened, then ``after_release``.
+        A push that failed leaves its releases pending for the next export round, which
+        syncs the clone first (it is not marked clean)."""
+        hand_back = holding.hand_over()
+
+        def release_lock() -> None:
+            hand_back()
+            after_release()
 
         def complete() -> None:
             try:

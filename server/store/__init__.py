@@ -10,6 +10,7 @@ from server.config import Config
 from server.store.base import Store
 from server.store.base import utc_now
 from server.store.sqlite import SqliteStore
+from server.store.wakeup import wake_all
 
 __all__ = ["ExportLease", "Store", "export_lease", "open_store", "utc_now"]
 
@@ -21,7 +22,16 @@ def open_store(config: Config, *, pooled: bool = True) -> Store:
         from server.store.postgres import PostgresStore
 
         return PostgresStore(config, pooled=pooled)
+    if pooled:
+        return SqliteStore.for_this_thread(config.database_path, config.sqlite_busy_timeout_ms)
     return SqliteStore(config.database_path, config.sqlite_busy_timeout_ms)
+
+
+def wake_waiters(config: Config) -> None:
+    """Wake the requests that wait for an export (the repository lock just became free).
+    PostgreSQL's waiters hear of finished exports by NOTIFY and look again on their own."""
+    if not config.database_url:
+        wake_all(config.data_dir)
 
 
 class ExportLease(Protocol):

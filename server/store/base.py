@@ -52,6 +52,8 @@ class Store(ABC):
     JOIN_TEXT = "group_concat({}, ', ')"
     #: The longest a request waiting for its push sleeps between looks at its row.
     WAITER_MAX_POLL = 0.05
+    #: The first wait of a release for its export, before it looks again.
+    WAITER_FIRST_POLL = 0.005
 
     # -- what a backend provides ------------------------------------------------------------
 
@@ -128,6 +130,11 @@ class Store(ABC):
     def release_by_id(self, release_id: int) -> StoredRelease:
         """The release with this row id."""
         return self._with_manifests(self._release_rows("id = ?", [release_id])[0])
+
+    def release_outcome(self, release_id: int) -> StoredRelease:
+        """The release with this row id without its manifests: how its export went (state,
+        commit, error) is all a waiting request needs, and manifests are the heavy part."""
+        return self._to_release(self._release_rows("id = ?", [release_id])[0], {})
 
     def release_state(self, release_id: int) -> ExportState:
         """Only the export state of a release (cheap)."""
@@ -266,6 +273,10 @@ class Store(ABC):
                 [row["id"]],
             ).fetchall()
         }
+        return self._to_release(row, manifests)
+
+    @staticmethod
+    def _to_release(row: dict[str, Any], manifests: dict[str, bytes]) -> StoredRelease:
         return StoredRelease(
             id=row["id"],
             application=row["application"],

@@ -7,7 +7,9 @@ writer works; ``synchronous=FULL`` so an answered release survives a power cut.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -28,15 +30,27 @@ BUSY_TIMEOUT_MS = 5000
 # Waiting for the write lock: the first pause and the longest (see _begin_immediate).
 _FIRST_PAUSE = 0.0002
 _LONGEST_PAUSE = 0.002
+#: The page cache of a connection kept open for a thread, in KiB.
+KEPT_CACHE_KIB = 512
 
 
 class SqliteStore(Store):
-    """One SQLite connection; open one per request or thread, never share across them."""
+    """One SQLite connection; never shared between threads. ``for_this_thread`` keeps one
+    per thread open: opening (WAL check, pragmas) costs more than a request's queries."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    # Waiters are woken when an export ends and when the lock is free again (wakeup.py);
+    # looking again on their own is only the fallback.
+    WAITER_FIRST_POLL = 0.05
+    WAITER_MAX_POLL = 0.25
+
+    def __init__(
+        self, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS, *, kept: bool = False
+    ) -> None:
         conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None)
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._data_dir = path.parent
+        self._writers = _writers(path)
+        self._kept = kept
         self._wake_after_commit = False
         self.db = sqlite_utils.Database(conn)
         try:
@@ -44,12 +58,28 @@ class SqliteStore(Store):
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if kept:
+                # Kept for the thread's life: a smaller page cache than SQLite's 2 MB.
+                conn.execute(f"PRAGMA cache_size=-{KEPT_CACHE_KIB}")
         except sqlite3.OperationalError as error:
             conn.close()
             raise _unavailable(error) from error
 
+    @classmethod
+    def for_this_thread(cls, path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> SqliteStore:
+        """This thread's connection to ``path``, opened on first use and kept open;
+        ``close()`` leaves it open for the thread's next request."""
+        stores: dict[tuple[int, Path, int], SqliteStore] = _threads.__dict__.setdefault(
+            "stores", {}
+        )
+        key = (os.getpid(), path, busy_timeout_ms)
+        if key not in stores:
+            stores[key] = cls(path, busy_timeout_ms, kept=True)
+        return stores[key]
+
     def close(self) -> None:
-        self.db.conn.close()
+        if not self._kept:
+            self.db.conn.close()
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
@@ -79,19 +109,28 @@ class SqliteStore(Store):
     @contextmanager
     def _immediate(self) -> Iterator[None]:
         conn = self.db.conn
-        self._begin_immediate()
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        # The threads of one worker queue here, in turn and woken at once, so only one of
+        # them at a time asks SQLite for the write lock (against the other workers).
+        if not self._writers.acquire(timeout=self._busy_timeout_ms / 1000):
+            raise Unavailable("the database is busy, try again: other writers", retry_after=2)
+        wake = False
         try:
-            yield
-        except BaseException:
-            self._wake_after_commit = False
-            conn.execute("ROLLBACK")
-            raise
-        wake, self._wake_after_commit = self._wake_after_commit, False
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            conn.execute("ROLLBACK")
-            raise _unavailable(error) from error
+            self._begin_immediate(deadline)
+            try:
+                yield
+            except BaseException:
+                self._wake_after_commit = False
+                conn.execute("ROLLBACK")
+                raise
+            wake, self._wake_after_commit = self._wake_after_commit, False
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                conn.execute("ROLLBACK")
+                raise _unavailable(error) from error
+        finally:
+            self._writers.release()
         if wake:
             wake_all(self._data_dir)
 
@@ -106,7 +145,7 @@ class SqliteStore(Store):
     def wait_for_export(self, seen: int, timeout: float) -> None:
         ExportWakeup.for_data_dir(self._data_dir).wait(seen, timeout)
 
-    def _begin_immediate(self) -> None:
+    def _begin_immediate(self, deadline: float) -> None:
         """``BEGIN IMMEDIATE``, waiting for the write lock up to the busy timeout.
 
         SQLite's own busy handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so under
@@ -114,7 +153,6 @@ class SqliteStore(Store):
         for (a few milliseconds). This tries again after at most 2 ms instead.
         """
         conn = self.db.conn
-        deadline = time.monotonic() + self._busy_timeout_ms / 1000
         pause = _FIRST_PAUSE
         conn.execute("PRAGMA busy_timeout=0")
         try:
@@ -152,6 +190,19 @@ def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.02)
+
+
+_threads = threading.local()
+_writer_locks: dict[tuple[int, Path], threading.RLock] = {}
+_writer_locks_lock = threading.Lock()
+
+
+def _writers(path: Path) -> threading.RLock:
+    """This process's writer lock for the database at ``path`` (reentrant, so a nested
+    transaction still fails as SQLite says, instead of waiting for itself)."""
+    key = (os.getpid(), path)
+    with _writer_locks_lock:
+        return _writer_locks.setdefault(key, threading.RLock())
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:

@@ -227,7 +227,16 @@ def test_ssh_settings_become_a_pinned_batch_ssh_command(
         "-F",
         "/dev/null",
     ]
-    assert git.config_args == ["-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false"]
+    assert git.config_args == [
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "gc.auto=0",
+        "-c",
+        "maintenance.auto=false",
+        "-c",
+        "commit.gpgSign=false",
+    ]
 
 
 def test_error_summaries_keep_the_cause_and_blank_url_credentials() -> None:
