@@ -132,7 +132,7 @@ class Exporter:
                 return
             try:
                 self._repo().housekeeping(self.config.git_push_timeout * 4)
-            except GitError as error:
+            except (GitError, OSError) as error:
                 log.warning("git housekeeping failed: %s", error)
 
     def pack_count(self) -> int:

@@ -140,7 +140,7 @@ class ManifestRepo:
         pack_dir = self.path / ".git" / "objects" / "pack"
         cutoff = time.time() - STALE_TEMPORARY_SECONDS
         for entry in _entries(pack_dir):
-            if entry.name.startswith(("tmp_", ".tmp-")) and entry.stat().st_mtime < cutoff:
+            if entry.name.startswith(("tmp_", ".tmp-")) and _older(entry, cutoff):
                 Path(entry.path).unlink(missing_ok=True)
         self.git.run(["repack", "-d", "-q", "--geometric=2"], timeout=timeout)
 
@@ -240,6 +240,15 @@ def clear_stale_locks(git_dir: Path, older_than: float) -> list[Path]:
 
 #: Older than this, a temporary file in the pack directory belongs to no running git.
 STALE_TEMPORARY_SECONDS = 3600.0
+
+
+def _older(entry: os.DirEntry[str], cutoff: float) -> bool:
+    """Whether ``entry`` was last changed before ``cutoff`` (False once it is gone: a running
+    git renames its temporary files)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime < cutoff
+    except FileNotFoundError:
+        return False
 
 
 def _entries(directory: Path) -> list[os.DirEntry[str]]:
