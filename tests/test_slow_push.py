@@ -32,18 +32,26 @@ def gated_remote(remote: Remote, gate: Path) -> Path:
     return attempts
 
 
+def gated_server(
+    start_server, remote: Remote, tmp_path: Path, push_timeout: int, recovery_interval: int
+) -> tuple[Server, Path, Path]:
+    """A server whose requests wait ``REQUEST_TIMEOUT`` for a remote that holds every push
+    until the returned gate file exists; also returns the remote's log of push attempts."""
+    server: Server = start_server(
+        remote,
+        KUBERPULT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+        KUBERPULT_GIT_PUSH_TIMEOUT=str(push_timeout),
+        KUBERPULT_RECOVERY_INTERVAL=str(recovery_interval),
+    )
+    gate = tmp_path / "gate"
+    return server, gate, gated_remote(remote, gate)
+
+
 def test_a_push_past_the_request_deadline_finishes_in_the_background(
     start_server, bare_remote: Remote, tmp_path: Path
 ) -> None:
-    server: Server = start_server(
-        bare_remote,
-        KUBERPULT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
-        KUBERPULT_GIT_PUSH_TIMEOUT="60",
-        # Not the recovery round: the push that outlived its request must finish by itself.
-        KUBERPULT_RECOVERY_INTERVAL="600",
-    )
-    gate = tmp_path / "gate"
-    attempts = gated_remote(bare_remote, gate)
+    # Not the recovery round: the push that outlived its request must finish by itself.
+    server, gate, attempts = gated_server(start_server, bare_remote, tmp_path, 60, 600)
     app = unique_app()
 
     started = time.monotonic()
@@ -79,14 +87,7 @@ def test_a_lock_whose_push_is_slow_is_pending_then_made_once(
     bare_remote.push_files(
         tmp_path, {"environments/one/config.json": '{"upstream":{"latest":true}}'}, "env"
     )
-    server: Server = start_server(
-        bare_remote,
-        KUBERPULT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
-        KUBERPULT_GIT_PUSH_TIMEOUT="60",
-        KUBERPULT_RECOVERY_INTERVAL="600",
-    )
-    gate = tmp_path / "gate"
-    gated_remote(bare_remote, gate)
+    server, gate, _ = gated_server(start_server, bare_remote, tmp_path, 60, 600)
     url = f"{server.url}/environments/one/locks/maintenance"
     headers = author_headers("Ops Person", "ops@example.com")
 
@@ -107,14 +108,8 @@ def test_a_lock_whose_push_is_slow_is_pending_then_made_once(
 def test_a_push_that_fails_in_the_background_leaves_the_release_pending(
     start_server, bare_remote: Remote, tmp_path: Path
 ) -> None:
-    server: Server = start_server(
-        bare_remote,
-        KUBERPULT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
-        KUBERPULT_GIT_PUSH_TIMEOUT="4",
-        KUBERPULT_RECOVERY_INTERVAL="1",
-    )
-    gate = tmp_path / "gate"
-    gated_remote(bare_remote, gate)  # the push times out (4 s) in the background
+    # The push times out (4 s) in the background; the recovery round tries every second.
+    server, gate, _ = gated_server(start_server, bare_remote, tmp_path, 4, 1)
     app = unique_app()
     response = server.release(app, fields={"version": "1"})
     assert response.status_code == 503, response.text
