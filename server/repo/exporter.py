@@ -397,6 +397,19 @@ class Exporter:
         :raises EditNotPushed: the remote could not be reached in time; nothing was pushed.
         :raises EditPending: the push goes on past ``deadline``, in the background.
         """
+        try:
+            return self._run_edit_locked(store, edit, author, deadline)
+        finally:
+            # Releases that waited for the lock while the edit held it may go on now.
+            wake_waiters(self.config)
+
+    def _run_edit_locked(
+        self,
+        store: Store,
+        edit: Callable[[SafeTree], Change],
+        author: tuple[str, str],
+        deadline: float,
+    ) -> str | None:
         with self.lock.held(deadline) as holding:
             if not holding:
                 raise EditNotPushed("timed out waiting for the manifest repository lock")
