@@ -72,3 +72,18 @@ def test_each_thread_keeps_one_connection(tmp_path: Path) -> None:
     thread.start()
     thread.join()
     assert others[0] is not first
+
+
+def test_a_kept_connection_left_in_a_transaction_is_rolled_back_first(tmp_path: Path) -> None:
+    # A failed ROLLBACK (SQLite can end a transaction on its own) must not leave the thread's
+    # kept connection inside a transaction for the rest of its life.
+    path = tmp_path / "db.sqlite3"
+    store = SqliteStore.for_this_thread(path)
+    store.migrate()
+    store.db.conn.execute("BEGIN IMMEDIATE")
+    store.db.conn.execute(
+        "insert into applications (name, team, created_at) values ('ghost', null, 'now')"
+    )
+    with store.transaction():  # would fail: "cannot start a transaction within a transaction"
+        store.save_application("app", "team")
+    assert [a["name"] for a in store.applications()] == ["app"]

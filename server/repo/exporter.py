@@ -152,16 +152,16 @@ class Exporter:
             seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            exported: list[int] = []
-            with self.lock.held(time.monotonic()) as holding:
-                if holding:
-                    report = self._export_locked(store, release_id, deadline, holding, exported)
-            if holding:
-                if exported and not report.still_pushing:
-                    # The waiters woken by the push found the lock still taken: now it is free
-                    # for whoever has a release still pending.
+            holding: Holding | None = None
+            try:
+                with self.lock.held(time.monotonic()) as holding:
+                    if holding:
+                        return self._export_locked(store, release_id, deadline, holding)
+            finally:
+                if holding and not holding.handed_over:
+                    # Whoever found the lock taken meanwhile may go on now (a push handed to
+                    # the push thread wakes them when it lets the lock go).
                     wake_waiters(self.config)
-                return report
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
@@ -171,15 +171,9 @@ class Exporter:
             pause = min(pause * 1.5, store.WAITER_MAX_POLL)
 
     def _export_locked(
-        self,
-        store: Store,
-        release_id: int | None,
-        deadline: float,
-        holding: Holding,
-        exported: list[int],
+        self, store: Store, release_id: int | None, deadline: float, holding: Holding
     ) -> ExportReport:
-        """Export batches under the lock until ``release_id`` is pushed; the size of each
-        batch attempted goes into ``exported``."""
+        """Export batches under the lock until ``release_id`` is pushed."""
         while True:
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
@@ -194,7 +188,6 @@ class Exporter:
                 return ExportReport()
             batch = gathering.gather(store, batch, deadline, fetch)
             started = time.monotonic()
-            exported.append(len(batch))
             failure = self._export_batch(store, batch, deadline, holding)
             if failure is not None and failure.still_pushing:
                 return failure  # the push thread records how it ends

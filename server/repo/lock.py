@@ -100,6 +100,11 @@ class Holding:
     def __bool__(self) -> bool:
         return self.acquired
 
+    @property
+    def handed_over(self) -> bool:
+        """Whether another thread now owns the lock (and releases it)."""
+        return self._handed_over
+
     def hand_over(self) -> Callable[[], None]:
         """Keep the lock past the ``with`` block; return what releases it (once)."""
         self._handed_over = True

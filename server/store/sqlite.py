@@ -116,18 +116,21 @@ class SqliteStore(Store):
             raise Unavailable("the database is busy, try again: other writers", retry_after=2)
         wake = False
         try:
+            if conn.in_transaction:
+                # A kept connection whose last ROLLBACK failed: never build on that.
+                _rollback(conn)
             self._begin_immediate(deadline)
             try:
                 yield
             except BaseException:
                 self._wake_after_commit = False
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             wake, self._wake_after_commit = self._wake_after_commit, False
             try:
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                conn.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                _rollback(conn)
                 raise _unavailable(error) from error
         finally:
             self._writers.release()
@@ -140,10 +143,15 @@ class SqliteStore(Store):
         self._wake_after_commit = True
 
     def export_generation(self) -> int:
-        return ExportWakeup.for_data_dir(self._data_dir).generation
+        wakeup = ExportWakeup.for_data_dir(self._data_dir)
+        return 0 if wakeup is None else wakeup.generation
 
     def wait_for_export(self, seen: int, timeout: float) -> None:
-        ExportWakeup.for_data_dir(self._data_dir).wait(seen, timeout)
+        wakeup = ExportWakeup.for_data_dir(self._data_dir)
+        if wakeup is None:
+            time.sleep(timeout)
+        else:
+            wakeup.wait(seen, timeout)
 
     def _begin_immediate(self, deadline: float) -> None:
         """``BEGIN IMMEDIATE``, waiting for the write lock up to the busy timeout.
@@ -205,6 +213,15 @@ def _writers(path: Path) -> threading.RLock:
         return _writer_locks.setdefault(key, threading.RLock())
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (SQLite rolls back by itself on some errors)."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # checked again before the next transaction
+
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     """Another connection holds the write lock (SQLITE_BUSY / SQLITE_LOCKED)."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -213,5 +230,5 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in str(error) or "busy" in str(error)
 
 
-def _unavailable(error: sqlite3.OperationalError) -> Unavailable:
+def _unavailable(error: sqlite3.Error) -> Unavailable:
     return Unavailable(f"the database is busy, try again: {error}", retry_after=2)

@@ -27,27 +27,43 @@ _registry_lock = threading.Lock()
 
 class ExportWakeup:
     """This process's end: ``generation`` moves on every wake-up; ``wait`` blocks until it
-    does (or the timeout passes)."""
+    does (or the timeout passes).
+
+    The FIFO is made under a temporary name and opened before it is renamed into place, so a
+    FIFO under its final name has a reader for as long as its process lives. A sender that
+    finds none (ENXIO) removes it once its process is gone.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.generation = 0
         self._changed = threading.Condition()
         directory.mkdir(mode=0o700, exist_ok=True)
         path = directory / f"{os.getpid()}.fifo"
-        path.unlink(missing_ok=True)
-        os.mkfifo(path, 0o600)
-        # Read and write: the FIFO always has a writer (us), so reads block instead of
-        # seeing end-of-file, and senders find a reader as long as this process lives.
-        self._fd = os.open(path, os.O_RDWR)
+        making = directory / f"{os.getpid()}.{threading.get_ident()}.new"
+        making.unlink(missing_ok=True)
+        os.mkfifo(making, 0o600)
+        try:
+            # Read and write: the FIFO always has a writer (us), so reads block instead of
+            # seeing end-of-file, and senders find a reader as long as this process lives.
+            self._fd = os.open(making, os.O_RDWR | os.O_NOFOLLOW)
+            os.replace(making, path)
+        except OSError:
+            making.unlink(missing_ok=True)
+            raise
         threading.Thread(target=self._listen, name="kuberpult-wakeup", daemon=True).start()
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path) -> ExportWakeup:
-        """This process's listener for the server whose data directory is ``data_dir``."""
+    def for_data_dir(cls, data_dir: Path) -> ExportWakeup | None:
+        """This process's listener for the server whose data directory is ``data_dir``, or
+        None when it cannot be made (waiters then look again on their own timeouts)."""
         key = (os.getpid(), data_dir)
         with _registry_lock:
             if key not in _registry:
-                _registry[key] = cls(data_dir / _DIRECTORY)
+                try:
+                    _registry[key] = cls(data_dir / _DIRECTORY)
+                except OSError as error:
+                    log.warning("no export wake-ups, waiting releases poll: %s", error)
+                    return None
             return _registry[key]
 
     def wait(self, seen: int, timeout: float) -> None:
@@ -67,25 +83,43 @@ class ExportWakeup:
 
 
 def wake_all(data_dir: Path) -> None:
-    """Wake every waiting release of every worker process (after an export committed)."""
+    """Wake every waiting release of every worker process. Never raises: a wake-up that
+    cannot be sent costs its waiters only their fallback timeout."""
     directory = data_dir / _DIRECTORY
     try:
         entries = list(os.scandir(directory))
-    except FileNotFoundError:
+    except OSError:
         return
     for entry in entries:
-        if not entry.name.endswith(".fifo"):
-            continue
-        try:
-            fd = os.open(entry.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-        except OSError as error:
-            if error.errno == errno.ENXIO:  # its process is gone
-                Path(entry.path).unlink(missing_ok=True)
-            continue
-        try:
-            if stat.S_ISFIFO(os.fstat(fd).st_mode):
-                os.write(fd, b"\n")
-        except BlockingIOError:
-            pass  # full of wake-ups it has not read yet: it will wake anyway
-        finally:
-            os.close(fd)
+        if entry.name.endswith(".fifo"):
+            _wake(entry)
+
+
+def _wake(entry: os.DirEntry[str]) -> None:
+    try:
+        fd = os.open(entry.path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # nobody reads it: its process is gone
+            _remove_if_dead(entry)
+        return
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.write(fd, b"\n")
+    except OSError:
+        # Full of wake-ups it has not read yet (it will wake anyway), or its process ended
+        # after we opened it (EPIPE).
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_if_dead(entry: os.DirEntry[str]) -> None:
+    """Remove the FIFO of a process that is gone. A FIFO without a reader whose pid is alive
+    is left alone: a worker with that pid may be renaming its new FIFO into place."""
+    try:
+        pid = int(entry.name.removesuffix(".fifo"))
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        Path(entry.path).unlink(missing_ok=True)
+    except (ValueError, OverflowError, OSError):
+        pass  # not ours to judge (a name that is no pid, a process of another user)
