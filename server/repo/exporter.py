@@ -42,7 +42,6 @@ from server.repo.lock import held_if_free
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.pusher import STILL_PUSHING
 from server.repo.pusher import Pusher
-from server.repo.pusher import finished_by
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
 from server.store import Store
@@ -259,19 +258,18 @@ class Exporter:
                 # Until the store records the push, the remote may hold these commits without
                 # the store knowing: the next batch then looks for their trailers.
                 self._push_in_flight.touch()
-                pushing = self.pusher.push(repo, self.config.git_push_timeout)
-                if not finished_by(pushing, deadline):
-                    # Killed now, a nearly finished push would only force a full resync: it
-                    # goes on, and keeps the lock until it has ended and been recorded.
-                    finish = functools.partial(
-                        self._finish_in_background,
-                        repo=repo,
-                        applied=applied,
-                        batch_size=len(batch),
-                        started=started,
-                        head_before=head_before,
-                    )
-                    self.pusher.finish_later(pushing, finish, holding, self._wake_waiters)
+                finish = functools.partial(
+                    self._finish_in_background,
+                    repo=repo,
+                    applied=applied,
+                    batch_size=len(batch),
+                    started=started,
+                    head_before=head_before,
+                )
+                pushing = self.pusher.push_by(
+                    repo, self.config.git_push_timeout, deadline, holding, finish, self._wake
+                )
+                if pushing is None:
                     return ExportReport(STILL_PUSHING, still_pushing=True)
                 try:
                     pushing.result()
@@ -294,7 +292,7 @@ class Exporter:
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
 
-    def _wake_waiters(self) -> None:
+    def _wake(self) -> None:
         wake_waiters(self.config)
 
     def _record_batch(
@@ -436,15 +434,16 @@ class Exporter:
                     stream = repo.commits(self._committer)
                     stream.add(change.message, author, change.paths)
                     sha = stream.finish()[0]
-                    pushing = self.pusher.push(repo, self.config.git_push_timeout)
-                    if not finished_by(pushing, deadline):
-                        finish = functools.partial(
-                            self._finish_edit_in_background,
-                            repo=repo,
-                            before=before,
-                            paths=change.paths,
-                        )
-                        self.pusher.finish_later(pushing, finish, holding, self._wake_waiters)
+                    finish = functools.partial(
+                        self._finish_edit_in_background,
+                        repo=repo,
+                        before=before,
+                        paths=change.paths,
+                    )
+                    pushing = self.pusher.push_by(
+                        repo, self.config.git_push_timeout, deadline, holding, finish, self._wake
+                    )
+                    if pushing is None:
                         raise EditPending(
                             f"committed, not confirmed: {STILL_PUSHING}; send the same "
                             "request again to see whether it arrived (it is made once)"

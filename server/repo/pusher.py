@@ -43,6 +43,26 @@ class Pusher:
         """Start pushing ``repo``'s branch (``timeout`` seconds at most, whoever waits)."""
         return self._thread.submit(repo.push, timeout)
 
+    def push_by(
+        self,
+        repo: ManifestRepo,
+        timeout: float,
+        deadline: float,
+        holding: Holding,
+        finish: Callable[[GitError | None], None],
+        after_release: Callable[[], None],
+    ) -> Future[None] | None:
+        """Push ``repo`` (``timeout`` seconds at most) and wait for it until ``deadline``.
+        Returns the ended push; or None when it goes on, after handing the lock and what
+        must follow the push over to the push thread (see ``finish_later``)."""
+        pushing = self.push(repo, timeout)
+        if finished_by(pushing, deadline):
+            return pushing
+        # Killed now, a nearly finished push would only force a full resync: it goes on,
+        # and keeps the lock until it has ended and been recorded.
+        self.finish_later(pushing, finish, holding, after_release)
+        return None
+
     def finish_later(
         self,
         pushing: Future[None],
