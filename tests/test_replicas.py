@@ -4,6 +4,8 @@ servers, a real PostgreSQL server, a real bare remote."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -151,3 +153,25 @@ def test_a_database_restart_is_survived(
     assert first.release(unique_app()).status_code == 201
     counts = commits_per_release(bare_remote)
     assert set(counts.values()) == {1}
+
+
+def test_a_worker_restarted_while_the_database_is_down_keeps_the_server_up(
+    start_server, bare_remote: Remote, postgres_server: PostgresServer, database_url: str
+) -> None:
+    server = start_server(bare_remote, KUBERPULT_DATABASE_URL=database_url)
+    assert server.release(unique_app()).status_code == 201
+    postgres_server.kill()
+    # A worker dies (a crash, a timeout) while the database is away: gunicorn starts another,
+    # which must come up anyway. A worker that fails to boot takes the whole server down.
+    victim = server.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for(
+        lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(), 30
+    )
+    time.sleep(3)  # the new worker's start has run by now
+    assert server.process is not None and server.process.poll() is None, server.log()
+    down = server.release(unique_app())
+    assert down.status_code == 503, down.text
+    postgres_server.start()
+    app = unique_app()
+    assert wait_for(lambda: server.release(app).status_code in (200, 201), 30)

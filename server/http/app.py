@@ -3,6 +3,8 @@ views, once per gunicorn worker."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from flask import Response
 from flask import request
@@ -10,6 +12,7 @@ from flask import request
 from server import metrics
 from server.auth.gate import Auth
 from server.config import Config
+from server.errors import Unavailable
 from server.http import api
 from server.http import errors
 from server.http import locks
@@ -20,6 +23,8 @@ from server.http.context import close_store
 from server.repo.exporter import Exporter
 from server.repo.recovery import start_recovery
 from server.store import open_store
+
+log = logging.getLogger(__name__)
 
 # Kuberpult caps the multipart body at 12 MiB.
 MAX_BODY_BYTES = 12 * 1024 * 1024
@@ -44,12 +49,18 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["kuberpult.exporter"] = exporter
     app.extensions["kuberpult.auth"] = auth
 
-    store = open_store(config)
     try:
-        store.migrate()
-        exporter.prepare(store)
-    finally:
-        store.close()
+        store = open_store(config)
+        try:
+            store.migrate()
+            exporter.prepare(store)
+        finally:
+            store.close()
+    except Unavailable as error:
+        # The master migrated before the first workers started; a worker started later (after
+        # a crash) while the database is away must still come up: gunicorn stops the whole
+        # server when a worker fails to boot. Its recovery round catches up once it is back.
+        log.warning("worker started without the database: %s", error.message)
 
     logs.init_app(app)
     app.after_request(_count_request)
