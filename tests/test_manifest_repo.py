@@ -253,11 +253,13 @@ def test_a_push_handed_over_while_the_worker_stops_is_still_recorded(
     sha = commit_one(repo, 1)
     pushing = pusher.push(repo, 30)
     pusher._thread.shutdown(wait=False)  # what interpreter exit does: no new work
-    lock = RepoLock(tmp_path / "repo.lock", ReplicaLease())
     outcomes: list[object] = []
+    lock = RepoLock(
+        tmp_path / "repo.lock", ReplicaLease(), on_release=lambda: outcomes.append("free")
+    )
     with lock.held(time.monotonic() + 5) as holding:
         assert holding
-        pusher.finish_later(pushing, outcomes.append, holding, lambda: outcomes.append("free"))
+        pusher.finish_later(pushing, outcomes.append, holding)
     # Finished in the request's thread instead: recorded, then the lock let go.
     assert outcomes == [None, "free"]
     assert bare_remote.head() == sha

@@ -88,7 +88,10 @@ class Exporter:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.lock = RepoLock(config.lock_path, export_lease(config))
+        # Whoever found the lock taken meanwhile may go on once it is free.
+        self.lock = RepoLock(
+            config.lock_path, export_lease(config), on_release=lambda: wake_waiters(config)
+        )
         # Until the store records a push, the remote may hold its commits without the store
         # knowing: while this file exists, the next batch looks for their trailers.
         self._push_in_flight = config.data_dir / "push-in-flight"
@@ -151,16 +154,9 @@ class Exporter:
             seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            holding: Holding | None = None
-            try:
-                with self.lock.held(time.monotonic()) as holding:
-                    if holding:
-                        return self._export_locked(store, release_id, deadline, holding)
-            finally:
-                if holding and not holding.handed_over:
-                    # Whoever found the lock taken meanwhile may go on now (a push handed to
-                    # the push thread wakes them when it lets the lock go).
-                    wake_waiters(self.config)
+            with self.lock.held(time.monotonic()) as holding:
+                if holding:
+                    return self._export_locked(store, release_id, deadline, holding)
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
@@ -267,7 +263,7 @@ class Exporter:
                     head_before=head_before,
                 )
                 pushing = self.pusher.push_by(
-                    repo, self.config.git_push_timeout, deadline, holding, finish, self._wake
+                    repo, self.config.git_push_timeout, deadline, holding, finish
                 )
                 if pushing is None:
                     return ExportReport(STILL_PUSHING, still_pushing=True)
@@ -291,9 +287,6 @@ class Exporter:
             return None
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
-
-    def _wake(self) -> None:
-        wake_waiters(self.config)
 
     def _record_batch(
         self,
@@ -388,19 +381,6 @@ class Exporter:
         :raises EditNotPushed: the remote could not be reached in time; nothing was pushed.
         :raises EditPending: the push goes on past ``deadline``, in the background.
         """
-        try:
-            return self._run_edit_locked(store, edit, author, deadline)
-        finally:
-            # Releases that waited for the lock while the edit held it may go on now.
-            wake_waiters(self.config)
-
-    def _run_edit_locked(
-        self,
-        store: Store,
-        edit: Callable[[SafeTree], Change],
-        author: tuple[str, str],
-        deadline: float,
-    ) -> str | None:
         with self.lock.held(deadline) as holding:
             if not holding:
                 raise EditNotPushed("timed out waiting for the manifest repository lock")
@@ -441,7 +421,7 @@ class Exporter:
                         paths=change.paths,
                     )
                     pushing = self.pusher.push_by(
-                        repo, self.config.git_push_timeout, deadline, holding, finish, self._wake
+                        repo, self.config.git_push_timeout, deadline, holding, finish
                     )
                     if pushing is None:
                         raise EditPending(

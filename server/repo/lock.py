@@ -22,11 +22,15 @@ _LEASE_POLL = 0.02
 
 class RepoLock:
     """The kernel drops the flock and the database drops the lease when the holder dies, so a
-    killed worker or replica never leaves the repository locked."""
+    killed worker or replica never leaves the repository locked. ``on_release`` runs after
+    every release by a holder (whichever thread it was handed to)."""
 
-    def __init__(self, path: Path, lease: ExportLease) -> None:
+    def __init__(
+        self, path: Path, lease: ExportLease, on_release: Callable[[], None] = lambda: None
+    ) -> None:
         self.path = path
         self.lease = lease
+        self.on_release = on_release
 
     @contextmanager
     def held(self, deadline: float) -> Iterator[Holding]:
@@ -45,13 +49,20 @@ class RepoLock:
             if not _wait(self.lease.try_acquire, deadline, _LEASE_POLL):
                 yield holding
                 return
-            holding = Holding(acquired=True, release=lambda: _release(self.lease, fd))
+            holding = Holding(acquired=True, release=lambda: self._release(fd))
             yield holding
         finally:
             if holding.acquired:
                 holding.end_block()
             else:
                 os.close(fd)
+
+    def _release(self, fd: int) -> None:
+        try:
+            self.lease.release()
+        finally:
+            os.close(fd)  # drops the flock
+        self.on_release()
 
     def still_held(self) -> bool:
         """Whether the lease survived until now (asked before each push)."""
@@ -100,11 +111,6 @@ class Holding:
     def __bool__(self) -> bool:
         return self.acquired
 
-    @property
-    def handed_over(self) -> bool:
-        """Whether another thread now owns the lock (and releases it)."""
-        return self._handed_over
-
     def hand_over(self) -> Callable[[], None]:
         """Keep the lock past the ``with`` block; return what releases it (once)."""
         self._handed_over = True
@@ -120,10 +126,3 @@ class Holding:
             release, self._release = self._release, None
         if release is not None:
             release()
-
-
-def _release(lease: ExportLease, fd: int) -> None:
-    try:
-        lease.release()
-    finally:
-        os.close(fd)  # drops the flock

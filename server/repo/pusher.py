@@ -50,7 +50,6 @@ class Pusher:
         deadline: float,
         holding: Holding,
         finish: Callable[[GitError | None], None],
-        after_release: Callable[[], None],
     ) -> Future[None] | None:
         """Push ``repo`` (``timeout`` seconds at most) and wait for it until ``deadline``.
         Returns the ended push; or None when it goes on, after handing the lock and what
@@ -60,7 +59,7 @@ class Pusher:
             return pushing
         # Killed now, a nearly finished push would only force a full resync: it goes on,
         # and keeps the lock until it has ended and been recorded.
-        self.finish_later(pushing, finish, holding, after_release)
+        self.finish_later(pushing, finish, holding)
         return None
 
     def finish_later(
@@ -68,17 +67,12 @@ class Pusher:
         pushing: Future[None],
         finish: Callable[[GitError | None], None],
         holding: Holding,
-        after_release: Callable[[], None],
     ) -> None:
         """Once ``pushing`` has ended: ``finish`` with how it ended (None: it succeeded),
-        then release the lock ``holding`` holds, whatever happened, then ``after_release``.
+        then release the lock ``holding`` holds, whatever happened.
         A push that failed leaves its releases pending for the next export round, which
         syncs the clone first (it is not marked clean)."""
-        hand_back = holding.hand_over()
-
-        def release_lock() -> None:
-            hand_back()
-            after_release()
+        release_lock = holding.hand_over()
 
         def complete() -> None:
             try:
