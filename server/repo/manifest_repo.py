@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from server.repo.buffered_tree import ON_DISK
+from server.repo.buffered_tree import BufferedTree
 from server.repo.credentials import GitCredentials
 from server.repo.git import Git
 from server.repo.git import GitError
@@ -53,7 +55,8 @@ class ManifestRepo:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
         self.git = Git(path, git_home, credentials)
-        self.tree = SafeTree(path)
+        #: Writes stay in memory until ``mark_clean`` or ``tree.write_out`` (see BufferedTree).
+        self.tree = BufferedTree(SafeTree(path))
         self._head: str | None = None  # the branch head when known ("" = unborn), else None
 
     # -- keeping the clone equal to the remote ---------------------------------------------
@@ -73,8 +76,11 @@ class ManifestRepo:
         return True
 
     def mark_clean(self) -> None:
-        """Record that the clone equals the remote (after a push or a sync)."""
-        (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
+        """Record that the clone equals the remote (after a push or a sync), once the files
+        of its commits are on disk; a clone whose files could not be written stays unmarked,
+        and the next batch syncs it."""
+        if self.tree.write_out():
+            (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
 
     def sync(self, timeout: float) -> None:
         """Make the clone equal to the remote branch: fetch, hard reset, clean.
@@ -82,6 +88,7 @@ class ManifestRepo:
         Also repairs what a killed git leaves behind (a stale index.lock, a dirty tree).
         An empty remote, or one without our branch, gives an empty unborn branch.
         """
+        self.tree.forget()
         if not (self.path / ".git").is_dir():
             self.git.run(["init", "-q"])
         # Under the repository lock no git of ours runs: a lock file a killed git left behind
@@ -114,12 +121,8 @@ class ManifestRepo:
         self._head = None
 
     def discard_uncommitted(self) -> None:
-        """Drop staged and unstaged changes since the last local commit."""
-        if self.head() is None:
-            self.git.run(["read-tree", "--empty"])
-        else:
-            self.git.run(["reset", "-q", "--hard", "HEAD"])
-        self.git.run(["clean", "-q", "-ffdx"])
+        """Drop the changes since the last local commit (they were never written to disk)."""
+        self.tree.discard()
 
     # -- committing and pushing --------------------------------------------------------------
 
@@ -275,9 +278,9 @@ def _identity_line(kind: str, identity: tuple[str, str]) -> str:
 class CommitStream:
     """Commits written one by one into a fast-import stream on disk, then made at once.
 
-    Each commit captures its files as the working tree holds them *when it is added* (a later
-    commit of the batch may change the same path), copied in chunks, so a large manifest is
-    never held in memory. The index is not used: the working tree already holds the files.
+    Each commit captures its files as the tree holds them *when it is added* (a later commit
+    of the batch may change the same path): the batch's own writes from memory (see
+    ``BufferedTree``), anything else copied from disk in chunks. The index is not used.
     """
 
     def __init__(self, repo: ManifestRepo, committer: tuple[str, str]) -> None:
@@ -310,9 +313,23 @@ class CommitStream:
         write(encoded + b"\n")
         if self.count == 1 and self.parent:
             write(f"from {self.parent}\n".encode())
+        tree = self.repo.tree
         for path in sorted(set(paths)):
             full = self.repo.path / path
             quoted = _quote(path)
+            held = tree.entry(tuple(path.split("/")))
+            if isinstance(held, bytes):
+                write(f"M 100644 inline {quoted}\ndata {len(held)}\n".encode())
+                write(held)
+                write(b"\n")
+                continue
+            if isinstance(held, str):
+                target = held.encode()
+                write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
+                continue
+            if held is not ON_DISK:
+                write(f"D {quoted}\n".encode())
+                continue
             try:
                 mode = os.lstat(full).st_mode
             except FileNotFoundError:
@@ -328,6 +345,8 @@ class CommitStream:
                     shutil.copyfileobj(source, self.stream)
                 write(b"\n")
         write(b"\n")
+        # What the batch writes next belongs to the next commit, or is dropped with it.
+        tree.commit()
 
     def finish(self) -> list[str]:
         """Make the commits; return their shas in order (none when nothing was added)."""

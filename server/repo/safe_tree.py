@@ -29,7 +29,8 @@ class UnsafePath(ApplyError):
     code = "unsafe_repository_path"
 
 
-def _check_parts(parts: Parts) -> None:
+def check_parts(parts: Parts) -> None:
+    """Refuse a path that is empty or has a component that could leave the tree."""
     bad = ("", ".", "..", ".git")
     if not parts or any(p in bad or "/" in p or "\0" in p for p in parts):
         raise UnsafePath(f"refusing unsafe path {'/'.join(parts)!r}")
@@ -73,7 +74,7 @@ class SafeTree:
 
     def read(self, parts: Parts) -> bytes | None:
         """A file's bytes, or None if it (or a directory above it) does not exist."""
-        _check_parts(parts)
+        check_parts(parts)
         directory = self._directory(parts[:-1], create=False)
         if directory is None:
             return None
@@ -85,15 +86,22 @@ class SafeTree:
             if error.errno == errno.ELOOP:
                 raise UnsafePath(f"{join(parts)!r} is a symlink; refusing to read it") from None
             raise
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        try:
+            # Checked before fdopen, which raises IsADirectoryError (an OSError, taken for
+            # a broken clone) on a directory.
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise UnsafePath(f"{join(parts)!r} is not a regular file")
+            handle = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
             return handle.read()
 
     def write(self, parts: Parts, content: bytes) -> str | None:
         """Write a file, creating directories; return its repo-relative path, or None when
         it already held exactly ``content`` (nothing changed)."""
-        _check_parts(parts)
+        check_parts(parts)
         if self.read(parts) == content:
             return None
         directory = self._directory(parts[:-1], create=True)
@@ -116,23 +124,30 @@ class SafeTree:
     def symlink(self, parts: Parts, target: Parts) -> str | None:
         """Make ``parts`` a relative symlink to the directory ``target`` (both repo-relative);
         None when it already was exactly that link."""
-        _check_parts(parts)
-        _check_parts(target)
+        relative = self.link_text(parts, target)
         directory = self._directory(parts[:-1], create=True)
         assert directory is not None  # noqa: S101 - create=True always yields a directory
-        relative = os.path.relpath(self.root.joinpath(*target), directory)
-        resolved = os.path.normpath(os.path.join(directory, relative))
-        if os.path.commonpath([resolved, str(self.root)]) != str(self.root):
-            raise UnsafePath(f"symlink target {join(target)!r} leaves the repository")
         if self.read_symlink(parts) == relative:
             return None
         self.remove(parts)
         os.symlink(relative, directory / parts[-1])
         return join(parts)
 
+    def link_text(self, parts: Parts, target: Parts) -> str:
+        """What a symlink at ``parts`` to ``target`` holds: a relative path, checked to stay
+        inside the tree."""
+        check_parts(parts)
+        check_parts(target)
+        directory = self.root.joinpath(*parts[:-1])
+        relative = os.path.relpath(self.root.joinpath(*target), directory)
+        resolved = os.path.normpath(os.path.join(directory, relative))
+        if os.path.commonpath([resolved, str(self.root)]) != str(self.root):
+            raise UnsafePath(f"symlink target {join(target)!r} leaves the repository")
+        return relative
+
     def read_symlink(self, parts: Parts) -> str | None:
         """The target text of a symlink, or None when ``parts`` is missing or not a symlink."""
-        _check_parts(parts)
+        check_parts(parts)
         directory = self._directory(parts[:-1], create=False)
         if directory is None:
             return None
@@ -144,13 +159,13 @@ class SafeTree:
     def list(self, parts: Parts) -> list[str]:
         """The names in a directory (sorted), or [] when it does not exist."""
         if parts:
-            _check_parts(parts)
+            check_parts(parts)
         directory = self._directory(parts, create=False)
         return [] if directory is None else sorted(os.listdir(directory))
 
     def is_dir(self, parts: Parts) -> bool:
         """Whether ``parts`` is a real directory (a symlink to one is refused)."""
-        _check_parts(parts)
+        check_parts(parts)
         try:
             return self._directory(parts, create=False) is not None
         except UnsafePath:
@@ -161,7 +176,7 @@ class SafeTree:
 
         Returns the repo-relative path, or None when there was nothing to remove.
         """
-        _check_parts(parts)
+        check_parts(parts)
         directory = self._directory(parts[:-1], create=False)
         if directory is None:
             return None
