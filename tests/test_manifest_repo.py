@@ -55,22 +55,32 @@ def test_unchanged_writes_report_nothing(repo: ManifestRepo) -> None:
     assert repo.tree.remove(("missing",)) is None
 
 
-def test_reads_and_writes_refuse_symlinked_directories(repo: ManifestRepo, tmp_path: Path) -> None:
+def test_reads_and_writes_refuse_symlinks_the_remote_holds(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret").write_text("do not read")
-    (repo.path / "environments").symlink_to(outside)
+    attacker = tmp_path / "attacker"
+    git("init", "-q", "--initial-branch=main", str(attacker), cwd=tmp_path)
+    (attacker / "environments").symlink_to(outside)
+    (attacker / "file-link").symlink_to(outside / "secret")
+    git("add", "-A", cwd=attacker)
+    git("commit", "-q", "-m", "plant symlinks", cwd=attacker)
+    git("push", "-q", bare_remote.url, "HEAD:refs/heads/main", cwd=attacker)
+    repo = ManifestRepo(tmp_path / "clone", bare_remote.url, "main", tmp_path / "home")
+    repo.sync(30)
     with pytest.raises(UnsafePath):
         repo.tree.read(("environments", "secret"))
     with pytest.raises(UnsafePath):
         repo.tree.write(("environments", "dev", "config.json"), b"{}")
-    (repo.path / "file-link").symlink_to(outside / "secret")
     with pytest.raises(UnsafePath):
         repo.tree.read(("file-link",))
     with pytest.raises(UnsafePath):
         repo.tree.write(("file-link",), b"overwrite")
+    assert not repo.tree.changed
     assert (outside / "secret").read_text() == "do not read"
-    assert not (outside / "dev").exists()
+    assert [p.name for p in outside.iterdir()] == ["secret"]
 
 
 def commit_one(repo: ManifestRepo, number: int) -> str:

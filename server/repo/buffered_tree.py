@@ -1,37 +1,33 @@
-"""The working tree as a batch sees it: the files on disk plus the changes not yet written.
+"""The tree a batch works on: a commit's files (read from git's objects) plus the batch's
+changes, held in memory.
 
-Writing a release's files into the clone cost more than anything else in a batch: a handful
-of ``mkdir`` and file creations per release, each waiting on the file system's journal, with
-the repository lock held. So a batch writes into memory instead. ``CommitStream`` takes each
-commit's files from here, and the files reach the disk (``write_out``) while the push runs,
-before anyone else may use the clone. The rules are ``SafeTree``'s: a path is refused the
-moment it would go through a symlink or a file, on disk or in memory, exactly as if it had
-been written.
+Writing a release's files into a working tree cost more than anything else in a batch: a
+handful of ``mkdir`` and file creations per release, each waiting on the file system's
+journal, with the repository lock held. So the clone has no working tree at all: reads come
+from the commit the batch started on (``HeadTree``), writes stay in memory, and
+``CommitStream`` takes each commit's files from here. The rules are ``SafeTree``'s: a path is
+refused the moment it would go through a symlink or a file, in the commit or in memory.
 
 Changes are kept in two layers: what the commits added so far hold (``commit``), and what came
-after (dropped by ``discard`` when a release is refused). A clone whose changes could not be
-written out is never marked clean, so the next batch resyncs it from the remote.
+after (dropped by ``discard`` when a release is refused).
 
-Over 250 lines: every one of ``SafeTree``'s operations again, over memory and disk together;
-``tests/test_buffered_tree.py`` runs both side by side and needs the same answers.
+Over 250 lines: every one of ``SafeTree``'s operations again, over memory and the commit
+together; ``tests/test_buffered_tree.py`` runs both side by side and needs the same answers.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from server.repo.git_objects import HeadTree
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import SafeTree
 from server.repo.safe_tree import UnsafePath
 from server.repo.safe_tree import check_parts
 from server.repo.safe_tree import join
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class Link:
 
 
 class _Gone:
-    """Removed: whatever the disk holds here (a file, or a whole directory) is gone."""
+    """Removed: whatever the commit holds here (a file, or a whole directory) is gone."""
 
 
 GONE: Final = _Gone()
@@ -51,24 +47,32 @@ GONE: Final = _Gone()
 Entry = bytes | Link | _Gone
 
 
-class _OnDisk:
-    """Nothing in memory says anything about this path: the disk holds it as it is."""
+class _Unchanged:
+    """Nothing in memory says anything about this path: the commit holds it as it is."""
 
 
-ON_DISK: Final = _OnDisk()
+UNCHANGED: Final = _Unchanged()
 
 
 class BufferedTree(SafeTree):
-    """A ``SafeTree`` whose writes stay in memory until ``write_out``."""
+    """A ``SafeTree`` over a commit's files whose writes stay in memory.
 
-    def __init__(self, root: SafeTree) -> None:
-        super().__init__(root.root)
-        self._disk = root
+    ``base`` gives the commit's files (``HeadTree``); it is asked once, at the first read,
+    and again after ``forget``.
+    """
+
+    def __init__(self, root: Path, base: Callable[[], HeadTree]) -> None:
+        super().__init__(root)
+        self._make_base = base
+        self._base: HeadTree | None = None
         self._entries: dict[Parts, Entry] = {}
         self._committed: dict[Parts, Entry] = {}
-        self._broken = False
-        #: Directories on disk already checked to be real directories.
-        self._checked: set[Parts] = set()
+
+    @property
+    def base(self) -> HeadTree:
+        if self._base is None:
+            self._base = self._make_base()
+        return self._base
 
     # -- the two layers ------------------------------------------------------------------
 
@@ -81,42 +85,19 @@ class BufferedTree(SafeTree):
         self._entries = dict(self._committed)
 
     def forget(self) -> None:
-        """The disk was reset to a commit (a sync): nothing in memory holds any more."""
+        """The branch was reset (a sync): nothing in memory holds any more, and the files
+        are the new commit's."""
         self._entries, self._committed = {}, {}
-        self._broken = False
-        self._checked.clear()
+        self._base = None
 
-    def write_out(self) -> bool:
-        """Write what the commits hold to disk (changes after the last ``commit`` are
-        dropped); whether the disk now equals the last commit. Never raises: a failure is
-        logged, and the clone then has to be synced before it is trusted again."""
-        self.discard()
-        pending, self._entries, self._committed = self._entries, {}, {}
-        self._checked.clear()
-        if self._broken:
-            return False
-        try:
-            # Sorted, a removed directory comes before anything written again inside it.
-            for parts, entry in sorted(pending.items()):
-                if isinstance(entry, _Gone):
-                    self._disk.remove(parts)
-                elif isinstance(entry, Link):
-                    self._disk.symlink(parts, entry.target)
-                else:
-                    try:
-                        self._disk.write(parts, entry)
-                    except UnsafePath:
-                        # A directory or link this batch removed and then wrote over.
-                        self._disk.remove(parts)
-                        self._disk.write(parts, entry)
-        except Exception:
-            log.exception("writing the batch's files into the clone failed; it will be synced")
-            self._broken = True
-        return not self._broken
+    @property
+    def changed(self) -> bool:
+        """Whether memory holds changes (committed or not)."""
+        return bool(self._entries)
 
-    def entry(self, parts: Parts) -> bytes | str | None | _OnDisk:
+    def entry(self, parts: Parts) -> bytes | str | None | _Unchanged:
         """What a commit records at ``parts``: a file's bytes, a symlink's text, None when
-        it is gone, ``ON_DISK`` when memory holds nothing about it."""
+        it is gone, ``UNCHANGED`` when memory holds nothing about it."""
         entry = self._entries.get(parts)
         if isinstance(entry, bytes):
             return entry
@@ -124,7 +105,7 @@ class BufferedTree(SafeTree):
             return entry.text
         if entry is GONE or self._hidden(parts):
             return None
-        return ON_DISK
+        return UNCHANGED
 
     # -- SafeTree's interface ------------------------------------------------------------
 
@@ -132,7 +113,7 @@ class BufferedTree(SafeTree):
         check_parts(parts)
         entry = self._state(parts)
         if entry is None and not self._live_under(parts):
-            return super().read(parts)
+            return self.base.read(parts)
         if isinstance(entry, Link):
             raise UnsafePath(f"{join(parts)!r} is a symlink; refusing to read it")
         if not isinstance(entry, bytes):
@@ -162,7 +143,7 @@ class BufferedTree(SafeTree):
         check_parts(parts)
         entry = self._state(parts)
         if entry is None:
-            return super().read_symlink(parts)
+            return self.base.read_symlink(parts)
         return entry.text if isinstance(entry, Link) else None
 
     def list(self, parts: Parts) -> list[str]:
@@ -171,7 +152,7 @@ class BufferedTree(SafeTree):
         entry = self._state(parts) if parts else None
         if isinstance(entry, (bytes, Link)):
             raise UnsafePath(f"{join(parts)!r} is a file or symlink where a directory is needed")
-        names = set(super().list(parts)) if entry is None else set()
+        names = set(self.base.list(parts)) if entry is None else set()
         depth = len(parts)
         for path, held in self._entries.items():
             if len(path) > depth and path[:depth] == parts:
@@ -191,14 +172,14 @@ class BufferedTree(SafeTree):
             return False
         if self._live_under(parts):
             return True
-        return entry is None and super().is_dir(parts)
+        return entry is None and self.base.is_dir(parts)
 
     def remove(self, parts: Parts) -> str | None:
         check_parts(parts)
         self._check_directories_above(parts)
         entry = self._state(parts)
         existed = self._live_under(parts) or (
-            isinstance(entry, (bytes, Link)) or (entry is None and self._on_disk(parts))
+            isinstance(entry, (bytes, Link)) or (entry is None and self.base.exists(parts))
         )
         if not existed:
             return None
@@ -208,11 +189,11 @@ class BufferedTree(SafeTree):
         self._entries[parts] = GONE
         return join(parts)
 
-    # -- how memory and disk combine ---------------------------------------------------------
+    # -- how memory and the commit combine -------------------------------------------------
 
     def _state(self, parts: Parts) -> Entry | None:
         """What memory says of ``parts``: its entry; ``GONE`` when a directory above it was
-        removed; None when memory says nothing (the disk decides).
+        removed; None when memory says nothing (the commit decides).
 
         :raises UnsafePath: a file or symlink in memory stands where a directory is needed.
         """
@@ -245,7 +226,7 @@ class BufferedTree(SafeTree):
 
     def _check_directories_above(self, parts: Parts) -> None:
         """Refuse ``parts`` where writing it would go through a file or a symlink: one in
-        memory, or one on disk above the first directory this batch removed."""
+        memory, or one in the commit above the first directory this batch removed."""
         check_parts(parts)
         self._state(parts)
         above = parts[:-1]
@@ -254,37 +235,4 @@ class BufferedTree(SafeTree):
                 above = above[: end - 1]
                 break
         if above:
-            self._directory(above, create=False)
-
-    def _on_disk(self, parts: Parts) -> bool:
-        """Whether the disk holds anything at ``parts`` (its directories already checked)."""
-        directory = self._directory(parts[:-1], create=False)
-        if directory is None:
-            return False
-        try:
-            os.lstat(directory / parts[-1])
-        except FileNotFoundError:
-            return False
-        return True
-
-    def _directory(self, parts: Parts, *, create: bool) -> Path | None:
-        """``SafeTree``'s walk, without creating anything, remembering the directories it
-        has checked: nothing changes the disk under a batch until ``write_out``."""
-        if create:
-            raise AssertionError("a buffered tree never writes to disk before write_out")
-        current = self.root
-        for end in range(1, len(parts) + 1):
-            current = current / parts[end - 1]
-            if parts[:end] in self._checked:
-                continue
-            try:
-                mode = os.lstat(current).st_mode
-            except FileNotFoundError:
-                return None
-            if not stat.S_ISDIR(mode):
-                raise UnsafePath(
-                    f"the manifest repository has a symlink or file at {join(parts[:end])!r} "
-                    "where a directory is needed; refusing to go through it"
-                )
-            self._checked.add(parts[:end])
-        return current
+            self.base.directory(above)

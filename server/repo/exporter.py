@@ -262,14 +262,8 @@ class Exporter:
                     started=started,
                     head_before=head_before,
                 )
-                # The commits' files reach the clone's disk while the push runs.
                 pushing = self.pusher.push_by(
-                    repo,
-                    self.config.git_push_timeout,
-                    deadline,
-                    holding,
-                    finish,
-                    meanwhile=repo.tree.write_out,
+                    repo, self.config.git_push_timeout, deadline, holding, finish
                 )
                 if pushing is None:
                     return ExportReport(STILL_PUSHING, still_pushing=True)
@@ -427,12 +421,7 @@ class Exporter:
                         paths=change.paths,
                     )
                     pushing = self.pusher.push_by(
-                        repo,
-                        self.config.git_push_timeout,
-                        deadline,
-                        holding,
-                        finish,
-                        meanwhile=repo.tree.write_out,
+                        repo, self.config.git_push_timeout, deadline, holding, finish
                     )
                     if pushing is None:
                         raise EditPending(

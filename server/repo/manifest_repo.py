@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import time
 from pathlib import Path
 from typing import BinaryIO
 
-from server.repo.buffered_tree import ON_DISK
 from server.repo.buffered_tree import BufferedTree
 from server.repo.credentials import GitCredentials
 from server.repo.git import Git
@@ -24,7 +22,8 @@ from server.repo.git import GitError
 from server.repo.git import NonFastForward
 from server.repo.git import PushRejected
 from server.repo.git import summarize
-from server.repo.safe_tree import SafeTree
+from server.repo.git_objects import HeadTree
+from server.repo.git_objects import reader_for
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
@@ -55,9 +54,11 @@ class ManifestRepo:
         if not path.is_dir():
             path.mkdir(parents=True, exist_ok=True)
         self.git = Git(path, git_home, credentials)
-        #: Writes stay in memory until ``mark_clean`` or ``tree.write_out`` (see BufferedTree).
-        self.tree = BufferedTree(SafeTree(path))
         self._head: str | None = None  # the branch head when known ("" = unborn), else None
+        self.objects = reader_for(self.git)
+        #: The branch's files: read from git's objects, written in memory (the clone has no
+        #: working tree; see BufferedTree).
+        self.tree = BufferedTree(path, lambda: HeadTree(self.objects, self.head()))
 
     # -- keeping the clone equal to the remote ---------------------------------------------
 
@@ -76,17 +77,15 @@ class ManifestRepo:
         return True
 
     def mark_clean(self) -> None:
-        """Record that the clone equals the remote (after a push or a sync), once the files
-        of its commits are on disk; a clone whose files could not be written stays unmarked,
-        and the next batch syncs it."""
-        if self.tree.write_out():
-            (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
+        """Record that the clone equals the remote (after a push or a sync)."""
+        (self.path / ".git" / _CLEAN_MARKER).write_text(self.head() or "")
 
     def sync(self, timeout: float) -> None:
-        """Make the clone equal to the remote branch: fetch, hard reset, clean.
+        """Make the clone's branch equal to the remote's: fetch and move the branch.
 
-        Also repairs what a killed git leaves behind (a stale index.lock, a dirty tree).
-        An empty remote, or one without our branch, gives an empty unborn branch.
+        Also repairs what a killed git leaves behind (a stale lock file). An empty remote, or
+        one without our branch, gives an empty unborn branch. The clone has no working tree:
+        files an older version checked out, or anyone left there, are removed.
         """
         self.tree.forget()
         if not (self.path / ".git").is_dir():
@@ -104,7 +103,7 @@ class ManifestRepo:
         )
         self.git.run(["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
         if fetched.returncode == 0:
-            self.git.run(["reset", "-q", "--hard", tracking])
+            self.git.run(["update-ref", f"refs/heads/{self.branch}", tracking])
         else:
             # Either the remote is unreachable or it lacks the branch; only the second is fine.
             probe = self.git.run(
@@ -116,8 +115,7 @@ class ManifestRepo:
                 raise GitError(f"git fetch failed: {summarize(fetched.stderr or probe.stderr)}")
             self.git.run(["update-ref", "-d", f"refs/heads/{self.branch}"], check=False)
             self.git.run(["update-ref", "-d", tracking], check=False)
-            self.git.run(["read-tree", "--empty"])
-        self.git.run(["clean", "-q", "-ffdx"])
+        _remove_working_tree(self.path)
         self._head = None
 
     def discard_uncommitted(self) -> None:
@@ -225,6 +223,19 @@ STALE_LOCK_SECONDS = 0.0
 REMOTE_STALE_LOCK_SECONDS = 5.0
 
 
+def _remove_working_tree(clone: Path) -> None:
+    """Everything in the clone's directory but ``.git``: nothing reads it (the tree is read
+    from git's objects), and a stale copy of the files would only mislead whoever looks."""
+    for entry in _entries(clone):
+        if entry.name == ".git":
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+    (clone / ".git" / "index").unlink(missing_ok=True)
+
+
 def clear_stale_locks(git_dir: Path, older_than: float) -> list[Path]:
     """Remove git's lock files (``index.lock``, ``HEAD.lock``, ``refs/**.lock``,
     ``packed-refs.lock``, ...) older than ``older_than`` seconds; return what was removed."""
@@ -279,8 +290,8 @@ class CommitStream:
     """Commits written one by one into a fast-import stream on disk, then made at once.
 
     Each commit captures its files as the tree holds them *when it is added* (a later commit
-    of the batch may change the same path): the batch's own writes from memory (see
-    ``BufferedTree``), anything else copied from disk in chunks. The index is not used.
+    of the batch may change the same path), from memory (see ``BufferedTree``). No index,
+    no working tree.
     """
 
     def __init__(self, repo: ManifestRepo, committer: tuple[str, str]) -> None:
@@ -315,7 +326,6 @@ class CommitStream:
             write(f"from {self.parent}\n".encode())
         tree = self.repo.tree
         for path in sorted(set(paths)):
-            full = self.repo.path / path
             quoted = _quote(path)
             held = tree.entry(tuple(path.split("/")))
             if isinstance(held, bytes):
@@ -327,23 +337,9 @@ class CommitStream:
                 target = held.encode()
                 write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
                 continue
-            if held is not ON_DISK:
+            if held is None:
                 write(f"D {quoted}\n".encode())
-                continue
-            try:
-                mode = os.lstat(full).st_mode
-            except FileNotFoundError:
-                write(f"D {quoted}\n".encode())
-                continue
-            if stat.S_ISLNK(mode):
-                target = os.readlink(full).encode()
-                write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
-            elif stat.S_ISREG(mode):
-                with open(os.open(full, os.O_RDONLY | os.O_NOFOLLOW), "rb") as source:
-                    size = os.fstat(source.fileno()).st_size
-                    write(f"M 100644 inline {quoted}\ndata {size}\n".encode())
-                    shutil.copyfileobj(source, self.stream)
-                write(b"\n")
+            # UNCHANGED: the commit keeps what its parent holds there.
         write(b"\n")
         # What the batch writes next belongs to the next commit, or is dropped with it.
         tree.commit()

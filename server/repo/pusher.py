@@ -50,15 +50,11 @@ class Pusher:
         deadline: float,
         holding: Holding,
         finish: Callable[[GitError | None], None],
-        meanwhile: Callable[[], object] | None = None,
     ) -> Future[None] | None:
-        """Push ``repo`` (``timeout`` seconds at most) and wait for it until ``deadline``,
-        doing ``meanwhile`` (which must not raise) while the push runs.
+        """Push ``repo`` (``timeout`` seconds at most) and wait for it until ``deadline``.
         Returns the ended push; or None when it goes on, after handing the lock and what
         must follow the push over to the push thread (see ``finish_later``)."""
         pushing = self.push(repo, timeout)
-        if meanwhile is not None:
-            meanwhile()
         if finished_by(pushing, deadline):
             return pushing
         # Killed now, a nearly finished push would only force a full resync: it goes on,

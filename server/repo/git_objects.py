@@ -1,0 +1,264 @@
+"""The manifest repository's files read straight from git's objects: the clone needs no
+working tree.
+
+``HeadTree`` answers ``SafeTree``'s reads for one commit. A tree entry that is a symlink
+(mode 120000), a submodule or a file where a directory is needed is refused exactly as
+``SafeTree`` refuses one on disk; nothing is ever followed, so no planted link can lead out
+of the repository, and there is no file system for anyone to race.
+
+Objects come from one long-running ``git cat-file --batch`` per worker process and clone.
+An object never changes under its name, so trees and small files stay cached by sha: a batch
+reads only the few trees the last one changed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import weakref
+from collections import OrderedDict
+from pathlib import Path
+from typing import IO
+
+from server.repo.git import Git
+from server.repo.git import GitError
+from server.repo.safe_tree import Parts
+from server.repo.safe_tree import UnsafePath
+from server.repo.safe_tree import join
+
+TREE = 0o040000
+SYMLINK = 0o120000
+#: Kept in memory, by sha, up to about this many bytes: trees, and files up to SMALL_FILE.
+CACHE_BYTES = 8 * 1024 * 1024
+SMALL_FILE = 64 * 1024
+#: What a parsed tree costs in memory per byte of its object (dict, strings, tuples).
+_TREE_OVERHEAD = 4
+
+#: (mode, sha) of each name in a tree.
+Listing = dict[str, tuple[int, str]]
+
+
+class ObjectReader:
+    """``git cat-file --batch`` on one clone, shared by the threads of one worker."""
+
+    def __init__(self, git: Git) -> None:
+        self._git = git
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._cache: OrderedDict[str, tuple[Listing | bytes, int]] = OrderedDict()
+        self._cached_bytes = 0
+
+    def tree(self, sha: str) -> Listing:
+        """The entries of a tree object."""
+        cached = self._cached(sha)
+        if isinstance(cached, dict):
+            return cached
+        kind, raw = self._object(sha)
+        if kind != b"tree":
+            raise GitError(f"object {sha} is a {kind.decode()}, not a tree")
+        listing = _parse_tree(raw)
+        self._remember(sha, listing, len(raw) * _TREE_OVERHEAD)
+        return listing
+
+    def blob(self, sha: str) -> bytes:
+        """The bytes of a file (or a symlink's target)."""
+        cached = self._cached(sha)
+        if isinstance(cached, bytes):
+            return cached
+        kind, raw = self._object(sha)
+        if kind != b"blob":
+            raise GitError(f"object {sha} is a {kind.decode()}, not a file")
+        if len(raw) <= SMALL_FILE:
+            self._remember(sha, raw, len(raw))
+        return raw
+
+    def root_tree(self, commit: str) -> str:
+        """The sha of a commit's tree."""
+        kind, raw = self._object(commit)
+        if kind != b"commit" or not raw.startswith(b"tree "):
+            raise GitError(f"object {commit} is not a commit")
+        return raw[5:45].decode()
+
+    def close(self) -> None:
+        with self._lock:
+            _stop(self._process)
+            self._process = None
+
+    def _cached(self, sha: str) -> Listing | bytes | None:
+        with self._lock:
+            found = self._cache.get(sha)
+            if found is None:
+                return None
+            self._cache.move_to_end(sha)
+            return found[0]
+
+    def _remember(self, sha: str, value: Listing | bytes, size: int) -> None:
+        """Keep ``value``; the least recently used go once the cache holds too much (a big
+        directory's tree changes with every batch: its old versions must not pile up)."""
+        with self._lock:
+            if sha in self._cache:
+                return
+            self._cache[sha] = (value, size)
+            self._cached_bytes += size
+            while self._cached_bytes > CACHE_BYTES and len(self._cache) > 1:
+                _, (_, dropped) = self._cache.popitem(last=False)
+                self._cached_bytes -= dropped
+
+    def _object(self, name: str) -> tuple[bytes, bytes]:
+        """(type, content) of an object; a broken pipe is retried once with a new git."""
+        with self._lock:
+            for attempt in (1, 2):
+                process = self._running()
+                assert process.stdin is not None and process.stdout is not None  # noqa: S101
+                try:
+                    process.stdin.write(name.encode() + b"\n")
+                    process.stdin.flush()
+                    return _answer(process.stdout, name)
+                except (BrokenPipeError, EOFError):
+                    _stop(process)
+                    self._process = None
+                    if attempt == 2:
+                        raise GitError("git cat-file stopped answering") from None
+            raise AssertionError("unreachable")
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            # It reads our requests until end of input: it ends with this worker, and reads
+            # only local objects, so it needs neither the supervisor nor a timeout.
+            self._process = subprocess.Popen(  # noqa: S603 - a fixed argument list
+                ["git", *self._git.config_args, "cat-file", "--batch"],  # noqa: S607
+                cwd=self._git.cwd,
+                env=self._git.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            weakref.finalize(self, _stop, self._process)
+        return self._process
+
+
+def _answer(stdout: IO[bytes], name: str) -> tuple[bytes, bytes]:
+    header = stdout.readline()
+    if not header:
+        raise EOFError
+    fields = header.split()
+    if len(fields) == 2 and fields[1] == b"missing":
+        raise GitError(f"git object {name} is missing from the clone")
+    if len(fields) != 3:
+        raise GitError(f"unexpected answer from git cat-file: {header[:100]!r}")
+    size = int(fields[2])
+    content = stdout.read(size + 1)
+    if len(content) != size + 1:
+        raise EOFError
+    return fields[1], content[:-1]
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None:
+        return
+    try:
+        if process.stdin is not None:
+            process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def _parse_tree(raw: bytes) -> Listing:
+    """A tree object's entries: ``<octal mode> <name>\\0<20-byte sha>`` each."""
+    listing: Listing = {}
+    position = 0
+    while position < len(raw):
+        space = raw.index(b" ", position)
+        nul = raw.index(b"\0", space)
+        mode = int(raw[position:space], 8)
+        name = os.fsdecode(raw[space + 1 : nul])
+        listing[name] = (mode, raw[nul + 1 : nul + 21].hex())
+        position = nul + 21
+    return listing
+
+
+_READERS: dict[tuple[int, Path], ObjectReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def reader_for(git: Git) -> ObjectReader:
+    """This worker's reader for the clone ``git`` runs in (a forked worker gets its own)."""
+    key = (os.getpid(), git.cwd)
+    with _READERS_LOCK:
+        reader = _READERS.get(key)
+        if reader is None:
+            reader = _READERS[key] = ObjectReader(git)
+        return reader
+
+
+class HeadTree:
+    """The files of one commit (None: an unborn branch, no files), read-only, by path
+    components, with ``SafeTree``'s refusals."""
+
+    def __init__(self, objects: ObjectReader, commit: str | None) -> None:
+        self._objects = objects
+        self._root = objects.root_tree(commit) if commit else None
+
+    def read(self, parts: Parts) -> bytes | None:
+        entry = self._entry(parts)
+        if entry is None:
+            return None
+        mode, sha = entry
+        if mode == SYMLINK:
+            raise UnsafePath(f"{join(parts)!r} is a symlink; refusing to read it")
+        if not _is_file(mode):
+            raise UnsafePath(f"{join(parts)!r} is not a regular file")
+        return self._objects.blob(sha)
+
+    def read_symlink(self, parts: Parts) -> str | None:
+        entry = self._entry(parts)
+        if entry is None or entry[0] != SYMLINK:
+            return None
+        return os.fsdecode(self._objects.blob(entry[1]))
+
+    def list(self, parts: Parts) -> list[str]:
+        listing = self.directory(parts)
+        return [] if listing is None else sorted(listing)
+
+    def is_dir(self, parts: Parts) -> bool:
+        try:
+            return self.directory(parts) is not None
+        except UnsafePath:
+            return False
+
+    def exists(self, parts: Parts) -> bool:
+        """Whether anything (file, symlink, directory) is at ``parts``."""
+        return self._entry(parts) is not None
+
+    def directory(self, parts: Parts) -> Listing | None:
+        """The entries of the directory at ``parts``; None when it is missing.
+
+        :raises UnsafePath: a symlink, file or submodule stands where a directory is needed.
+        """
+        if self._root is None:
+            return None
+        listing = self._objects.tree(self._root)
+        for end, name in enumerate(parts, start=1):
+            entry = listing.get(name)
+            if entry is None:
+                return None
+            if entry[0] != TREE:
+                raise UnsafePath(
+                    f"the manifest repository has a symlink or file at {join(parts[:end])!r} "
+                    "where a directory is needed; refusing to go through it"
+                )
+            listing = self._objects.tree(entry[1])
+        return listing
+
+    def _entry(self, parts: Parts) -> tuple[int, str] | None:
+        listing = self.directory(parts[:-1])
+        return None if listing is None else listing.get(parts[-1])
+
+
+def _is_file(mode: int) -> bool:
+    return mode & 0o170000 == 0o100000
