@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.repo.buffered_tree import UNCHANGED
-from server.repo.git_objects import HeadTree
+from server.repo.head_tree import HeadTree
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import SafeTree

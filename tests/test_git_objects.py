@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from server.repo import git_objects
-from server.repo.git_objects import HeadTree
+from server.repo.head_tree import HeadTree
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import UnsafePath
 from testkit.remote import Remote

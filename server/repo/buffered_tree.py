@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from server.repo.git_objects import HeadTree
+from server.repo.head_tree import HeadTree
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import SafeTree
 from server.repo.safe_tree import UnsafePath

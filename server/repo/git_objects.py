@@ -1,10 +1,4 @@
-"""The manifest repository's files read straight from git's objects: the clone needs no
-working tree.
-
-``HeadTree`` answers ``SafeTree``'s reads for one commit. A tree entry that is a symlink
-(mode 120000), a submodule or a file where a directory is needed is refused exactly as
-``SafeTree`` refuses one on disk; nothing is ever followed, so no planted link can lead out
-of the repository, and there is no file system for anyone to race.
+"""git's objects, read from the clone without a working tree (see ``head_tree``).
 
 Objects come from one long-running ``git cat-file --batch`` per worker process and clone.
 An object never changes under its name, so trees and small files stay cached by sha: a batch
@@ -23,12 +17,7 @@ from typing import IO
 
 from server.repo.git import Git
 from server.repo.git import GitError
-from server.repo.safe_tree import Parts
-from server.repo.safe_tree import UnsafePath
-from server.repo.safe_tree import join
 
-TREE = 0o040000
-SYMLINK = 0o120000
 #: Kept in memory, by sha, up to about this many bytes: trees, and files up to SMALL_FILE.
 CACHE_BYTES = 8 * 1024 * 1024
 SMALL_FILE = 64 * 1024
@@ -194,71 +183,3 @@ def reader_for(git: Git) -> ObjectReader:
         if reader is None:
             reader = _READERS[key] = ObjectReader(git)
         return reader
-
-
-class HeadTree:
-    """The files of one commit (None: an unborn branch, no files), read-only, by path
-    components, with ``SafeTree``'s refusals."""
-
-    def __init__(self, objects: ObjectReader, commit: str | None) -> None:
-        self._objects = objects
-        self._root = objects.root_tree(commit) if commit else None
-
-    def read(self, parts: Parts) -> bytes | None:
-        entry = self._entry(parts)
-        if entry is None:
-            return None
-        mode, sha = entry
-        if mode == SYMLINK:
-            raise UnsafePath(f"{join(parts)!r} is a symlink; refusing to read it")
-        if not _is_file(mode):
-            raise UnsafePath(f"{join(parts)!r} is not a regular file")
-        return self._objects.blob(sha)
-
-    def read_symlink(self, parts: Parts) -> str | None:
-        entry = self._entry(parts)
-        if entry is None or entry[0] != SYMLINK:
-            return None
-        return os.fsdecode(self._objects.blob(entry[1]))
-
-    def list(self, parts: Parts) -> list[str]:
-        listing = self.directory(parts)
-        return [] if listing is None else sorted(listing)
-
-    def is_dir(self, parts: Parts) -> bool:
-        try:
-            return self.directory(parts) is not None
-        except UnsafePath:
-            return False
-
-    def exists(self, parts: Parts) -> bool:
-        """Whether anything (file, symlink, directory) is at ``parts``."""
-        return self._entry(parts) is not None
-
-    def directory(self, parts: Parts) -> Listing | None:
-        """The entries of the directory at ``parts``; None when it is missing.
-
-        :raises UnsafePath: a symlink, file or submodule stands where a directory is needed.
-        """
-        if self._root is None:
-            return None
-        listing = self._objects.tree(self._root)
-        for end, name in enumerate(parts, start=1):
-            entry = listing.get(name)
-            if entry is None:
-                return None
-            if entry[0] != TREE:
-                raise UnsafePath(
-                    f"the manifest repository has a symlink or file at {join(parts[:end])!r} "
-                    "where a directory is needed; refusing to go through it"
-                )
-            listing = self._objects.tree(entry[1])
-        return listing
-
-    def _entry(self, parts: Parts) -> tuple[int, str] | None:
-        listing = self.directory(parts[:-1])
-        return None if listing is None else listing.get(parts[-1])
-
-
-def _is_file(mode: int) -> bool:
-    return mode & 0o170000 == 0o100000

@@ -22,8 +22,8 @@ from server.repo.git import GitError
 from server.repo.git import NonFastForward
 from server.repo.git import PushRejected
 from server.repo.git import summarize
-from server.repo.git_objects import HeadTree
 from server.repo.git_objects import reader_for
+from server.repo.head_tree import HeadTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
