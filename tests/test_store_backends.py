@@ -304,11 +304,69 @@ def test_a_batch_gathers_as_many_releases_as_the_last_one_carried(
     from server.store import utc_now
 
     monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    monkeypatch.setattr(gathering, "QUIET_SECONDS", 20.0)
     add_release(store, "pay", 1)
     store.save_view("export", {"ok": True, "batch_size": 3, "last_attempt_at": utc_now()})
     add_later(config, 0.1, [2, 3])
-    batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store))
+    batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store), 10)
     assert [r.version for r in batch] == [1, 2, 3]
+
+
+def test_a_batch_also_gathers_what_arrived_while_the_last_one_was_made(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repo import gathering
+    from server.store import utc_now
+
+    monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    monkeypatch.setattr(gathering, "QUIET_SECONDS", 20.0)
+    add_release(store, "pay", 1)
+    add_release(store, "pay", 2)
+    status = {"ok": True, "batch_size": 2, "left_behind": 2, "last_attempt_at": utc_now()}
+    store.save_view("export", status)
+    add_later(config, 0.1, [3, 4])  # the two clients the last batch answered come back
+    batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store), 10)
+    assert [r.version for r in batch] == [1, 2, 3, 4]
+
+
+def test_gathering_stops_once_nothing_more_arrives(
+    config: Config, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repo import gathering
+    from server.store import utc_now
+
+    monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    monkeypatch.setattr(gathering, "QUIET_SECONDS", 0.2)
+    add_release(store, "pay", 1)
+    # A burst of one-off releases: the last batch's clients will not come back.
+    status = {"ok": True, "batch_size": 5, "left_behind": 27, "last_attempt_at": utc_now()}
+    store.save_view("export", status)
+    arrives_later = add_later(config, 10.0, [2])
+    try:
+        started = time.monotonic()
+        batch = gathering.gather(store, store.pending_releases(40), 1e12, store_fetch(store), 40)
+        assert [r.version for r in batch] == [1]
+        assert time.monotonic() - started < 5.0  # not GATHER_SECONDS
+    finally:
+        arrives_later.cancel()
+        arrives_later.join()
+
+
+def test_gathering_never_waits_for_more_than_a_push_may_carry(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.repo import gathering
+    from server.store import utc_now
+
+    monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    monkeypatch.setattr(gathering, "QUIET_SECONDS", 20.0)
+    for version in (1, 2, 3):
+        add_release(store, "pay", version)
+    store.save_view("export", {"ok": True, "batch_size": 50, "last_attempt_at": utc_now()})
+    started = time.monotonic()
+    batch = gathering.gather(store, store.pending_releases(3), 1e12, store_fetch(store), 3)
+    assert [r.version for r in batch] == [1, 2, 3]
+    assert time.monotonic() - started < 5.0
 
 
 def test_a_lone_release_does_not_wait(
@@ -318,6 +376,7 @@ def test_a_lone_release_does_not_wait(
     from server.store import utc_now
 
     monkeypatch.setattr(gathering, "GATHER_SECONDS", 20.0)
+    monkeypatch.setattr(gathering, "QUIET_SECONDS", 20.0)
     add_release(store, "pay", 1)
     arrives_later = add_later(config, 2.0, [2])
     try:
@@ -327,7 +386,9 @@ def test_a_lone_release_does_not_wait(
             {"ok": False, "batch_size": 9, "last_attempt_at": utc_now()},
         ):
             store.save_view("export", status)
-            batch = gathering.gather(store, store.pending_releases(10), 1e12, store_fetch(store))
+            batch = gathering.gather(
+                store, store.pending_releases(10), 1e12, store_fetch(store), 10
+            )
             assert [r.version for r in batch] == [1], status
     finally:
         arrives_later.cancel()

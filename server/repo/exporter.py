@@ -57,13 +57,17 @@ MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
 RECENT_COMMITS = 500
 
 
-def _status(batch_size: int, started: float, error: str | None) -> dict[str, object]:
-    """The "export" view: how the last batch went (for /readyz)."""
+def _status(
+    batch_size: int, started: float, error: str | None, left_behind: int = 0
+) -> dict[str, object]:
+    """The "export" view: how the last batch went (for /readyz), and how many releases
+    arrived while it was made (the next one gathers for them: see ``gathering``)."""
     return {
         "last_attempt_at": utc_now(),
         "ok": error is None,
         "error": error,
         "batch_size": batch_size,
+        "left_behind": left_behind,
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -181,7 +185,9 @@ class Exporter:
             batch = fetch()
             if not batch:
                 return ExportReport()
-            batch = gathering.gather(store, batch, deadline, fetch)
+            batch = gathering.gather(
+                store, batch, deadline, fetch, self.config.max_commits_per_push
+            )
             started = time.monotonic()
             failure = self._export_batch(store, batch, deadline, holding)
             if failure is not None and failure.still_pushing:
@@ -283,7 +289,9 @@ class Exporter:
                     return ExportReport(str(error))
                 maybe_die(self.config, "after-push")
                 self._notify_argocd(repo, head_before, applied.paths)
-            self._record_batch(repo, store, applied, _status(len(batch), started, None))
+            left_behind = max(0, store.count_pending() - len(batch))
+            status = _status(len(batch), started, None, left_behind)
+            self._record_batch(repo, store, applied, status)
             return None
         # Say what happened: "the remote kept moving" only when it did.
         return ExportReport(f"{last_failure}; gave up after {MAX_REDO} attempts")
