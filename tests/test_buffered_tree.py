@@ -235,3 +235,23 @@ def test_a_sync_forgets_what_memory_held(bare_remote: Remote, tmp_path: Path) ->
     bare_remote.push_files(tmp_path, {"a": "moved on"}, "someone else")
     repo.sync(30)
     assert repo.tree.read(("a",)) == b"moved on"
+
+
+def test_a_batch_and_its_manifests_are_freed_without_the_garbage_collector(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    import gc
+    import weakref
+
+    bare_remote.push_files(tmp_path, {"a": "1"}, "seed")
+    repo = ManifestRepo(tmp_path / "clone", bare_remote.url, "main", tmp_path / "home")
+    repo.sync(30)
+    repo.tree.write(("big",), b"x" * 1_000_000)
+    assert repo.tree.read(("a",)) == b"1"
+    gone = weakref.ref(repo)
+    gc.disable()  # a cycle would keep a batch's manifests until the collector ran (P5)
+    try:
+        del repo
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from server.repo.head_tree import HeadTree
+from server.repo.head_tree import blob_sha
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import SafeTree
 from server.repo.safe_tree import UnsafePath
@@ -123,8 +124,13 @@ class BufferedTree(SafeTree):
         return entry
 
     def write(self, parts: Parts, content: bytes) -> str | None:
-        # Reading refuses a symlink or a directory at ``parts`` itself, as writing would.
-        if self.read(parts) == content:
+        check_parts(parts)
+        if self._state(parts) is None and not self._live_under(parts):
+            # Unchanged is decided by object name: a large manifest is not read back to be
+            # compared. file_sha refuses a symlink or a directory at ``parts``, as writing would.
+            if self.base.file_sha(parts) == blob_sha(content):
+                return None
+        elif self.read(parts) == content:  # refuses what file_sha would
             return None
         self._check_directories_above(parts)
         self._entries[parts] = bytes(content)

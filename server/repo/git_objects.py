@@ -137,10 +137,10 @@ def _answer(stdout: IO[bytes], name: str) -> tuple[bytes, bytes]:
     if len(fields) != 3:
         raise GitError(f"unexpected answer from git cat-file: {header[:100]!r}")
     size = int(fields[2])
-    content = stdout.read(size + 1)
-    if len(content) != size + 1:
+    content = stdout.read(size)
+    if len(content) != size or stdout.read(1) != b"\n":  # read apart: no copy of a big file
         raise EOFError
-    return fields[1], content[:-1]
+    return fields[1], content
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:

@@ -7,6 +7,7 @@ planted link can lead out of the repository, and there is no file system for any
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 from server.repo.git_objects import Listing
@@ -28,6 +29,14 @@ class HeadTree:
         self._root = objects.root_tree(commit) if commit else None
 
     def read(self, parts: Parts) -> bytes | None:
+        sha = self.file_sha(parts)
+        return None if sha is None else self._objects.blob(sha)
+
+    def file_sha(self, parts: Parts) -> str | None:
+        """The object name of the file at ``parts``; None when nothing is there.
+
+        :raises UnsafePath: a symlink or a directory is there, or on the way.
+        """
         entry = self._entry(parts)
         if entry is None:
             return None
@@ -36,7 +45,7 @@ class HeadTree:
             raise UnsafePath(f"{join(parts)!r} is a symlink; refusing to read it")
         if not _is_file(mode):
             raise UnsafePath(f"{join(parts)!r} is not a regular file")
-        return self._objects.blob(sha)
+        return sha
 
     def read_symlink(self, parts: Parts) -> str | None:
         entry = self._entry(parts)
@@ -81,6 +90,13 @@ class HeadTree:
     def _entry(self, parts: Parts) -> tuple[int, str] | None:
         listing = self.directory(parts[:-1])
         return None if listing is None else listing.get(parts[-1])
+
+
+def blob_sha(content: bytes) -> str:
+    """The name git gives a file holding ``content``."""
+    digest = hashlib.sha1(f"blob {len(content)}\0".encode(), usedforsecurity=False)
+    digest.update(content)
+    return digest.hexdigest()
 
 
 def _is_file(mode: int) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -58,7 +60,7 @@ class ManifestRepo:
         self.objects = reader_for(self.git)
         #: The branch's files: read from git's objects, written in memory (the clone has no
         #: working tree; see BufferedTree).
-        self.tree = BufferedTree(path, lambda: HeadTree(self.objects, self.head()))
+        self.tree = BufferedTree(path, _head_tree_of(weakref.ref(self)))
 
     # -- keeping the clone equal to the remote ---------------------------------------------
 
@@ -221,6 +223,19 @@ class ManifestRepo:
 STALE_LOCK_SECONDS = 0.0
 #: A ref lock in a local remote this old is stale (git holds one for milliseconds).
 REMOTE_STALE_LOCK_SECONDS = 5.0
+
+
+def _head_tree_of(repo: weakref.ref[ManifestRepo]) -> Callable[[], HeadTree]:
+    """The files of ``repo``'s head, asked when needed. The tree holds its clone weakly:
+    a cycle would keep a batch's manifests in memory until the garbage collector runs."""
+
+    def head_tree() -> HeadTree:
+        clone = repo()
+        if clone is None:
+            raise ReferenceError("the clone is gone")
+        return HeadTree(clone.objects, clone.head())
+
+    return head_tree
 
 
 def _remove_working_tree(clone: Path) -> None:
