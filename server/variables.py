@@ -31,7 +31,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "KUBERPULT_DATA_DIR",
         "`./var`",
-        "the SQLite file, the working clone, the repo lock",
+        "the SQLite file, the clone (git objects only, no working tree), the repo lock",
         lambda c: c.data_dir,
     ),
     Variable(

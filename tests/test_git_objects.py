@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from server.repo import git_objects
+from server.repo.git import Git
 from server.repo.head_tree import HeadTree
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import UnsafePath
@@ -78,3 +80,98 @@ def test_objects_made_after_the_reader_started_are_found(
     stream.add("two\n", ("Bot", "bot@example.com"), ["a"])
     stream.finish()  # a new pack, written by fast-import
     assert HeadTree(repo.objects, repo.head()).read(("a",)) == b"2"
+
+
+def crafted_commit(remote: Remote, entries: list[tuple[str, str, str]]) -> None:
+    """Point the remote's branch at a commit whose root tree holds exactly ``entries``
+    ((octal mode, name, sha), in this order, duplicates included): what a remote without
+    ``receive.fsckObjects`` accepts from anyone with push access."""
+    raw = b"".join(
+        mode.encode() + b" " + name.encode() + b"\0" + bytes.fromhex(sha)
+        for mode, name, sha in entries
+    )
+    tree = (
+        subprocess.run(
+            ["git", "hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
+            cwd=remote.path,
+            input=raw,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    commit = git("commit-tree", tree, "-m", "crafted", cwd=remote.path).strip()
+    git("update-ref", "refs/heads/main", commit, cwd=remote.path)
+
+
+def write_blob(remote: Remote, content: bytes) -> str:
+    return (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            cwd=remote.path,
+            input=content,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+
+
+def test_a_name_a_tree_holds_twice_is_refused(bare_remote: Remote, tmp_path: Path) -> None:
+    bare_remote.push_files(tmp_path, {"environments/prod/config.json": "{}"}, "seed")
+    real = git("rev-parse", "main:environments", cwd=bare_remote.path).strip()
+    link = write_blob(bare_remote, b"/etc")
+    # git would read the symlink's twin; fast-import would write into the symlink's entry.
+    crafted_commit(bare_remote, [("120000", "environments", link), ("40000", "environments", real)])
+    repo = synced(bare_remote, tmp_path)
+    with pytest.raises(UnsafePath):
+        repo.tree.list(("environments",))
+    with pytest.raises(UnsafePath):
+        repo.tree.write(("environments", "prod", "applications", "a", "x"), b"x")
+    assert not repo.tree.changed
+
+
+def test_an_entry_naming_an_object_of_another_type_is_refused(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    # git's own upload-pack will not serve such a tree; read where it was made.
+    bare_remote.push_files(tmp_path, {"environments/prod/config.json": "{}"}, "seed")
+    a_tree = git("rev-parse", "main:environments", cwd=bare_remote.path).strip()
+    crafted_commit(
+        bare_remote, [("100644", "config.json", a_tree), ("40000", "environments", a_tree)]
+    )
+    reader = git_objects.ObjectReader(Git(bare_remote.path, tmp_path / "home"))
+    tree = HeadTree(reader, bare_remote.head())
+    with pytest.raises(UnsafePath):  # not a GitError: that would fail every sync for good
+        tree.read(("config.json",))
+    assert tree.read(("environments", "prod", "config.json")) == b"{}"
+    reader.close()
+
+
+def test_a_huge_directory_is_read_once_per_batch(
+    bare_remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(git_objects, "CACHE_BYTES", 20_000)
+    blob = write_blob(bare_remote, b"junk")
+    bare_remote.push_files(tmp_path, {"environments/prod/config.json": "{}"}, "seed")
+    environments = git("rev-parse", "main:environments", cwd=bare_remote.path).strip()
+    junk = [("100644", f"junk-{n:05}", blob) for n in range(2000)]  # a 60 KB root tree
+    crafted_commit(bare_remote, [("40000", "environments", environments), *junk])
+    repo = synced(bare_remote, tmp_path)
+    reader = git_objects.ObjectReader(repo.git)
+    asked: list[str] = []
+    fetch = reader._object  # noqa: SLF001 - counting what reaches git
+
+    def counted(name: str) -> tuple[bytes, bytes]:
+        asked.append(name)
+        return fetch(name)
+
+    monkeypatch.setattr(reader, "_object", counted)
+    tree = HeadTree(reader, repo.head())
+    for _ in range(50):
+        assert tree.read(("environments", "prod", "config.json")) == b"{}"
+        assert tree.is_dir(("environments", "prod"))
+    assert len(asked) <= 5  # the commit, three trees, one file: not 100 roots
+    reader.close()

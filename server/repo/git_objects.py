@@ -26,6 +26,13 @@ _TREE_OVERHEAD = 4
 
 #: (mode, sha) of each name in a tree.
 Listing = dict[str, tuple[int, str]]
+#: The mode given to a name a tree holds twice (git's fsck refuses such trees; a remote that
+#: does not check may hold one): neither entry is used.
+DUPLICATE = -1
+
+
+class WrongObjectType(GitError):
+    """An object is not of the type its tree entry says (a crafted tree)."""
 
 
 class ObjectReader:
@@ -39,27 +46,35 @@ class ObjectReader:
         self._cached_bytes = 0
 
     def tree(self, sha: str) -> Listing:
-        """The entries of a tree object."""
+        """The entries of a tree object.
+
+        :raises WrongObjectType: ``sha`` names something else (a crafted tree entry).
+        """
         cached = self._cached(sha)
         if isinstance(cached, dict):
             return cached
-        kind, raw = self._object(sha)
-        if kind != b"tree":
-            raise GitError(f"object {sha} is a {kind.decode()}, not a tree")
+        raw = self._typed(sha, b"tree")
         listing = _parse_tree(raw)
         self._remember(sha, listing, len(raw) * _TREE_OVERHEAD)
         return listing
 
     def blob(self, sha: str) -> bytes:
-        """The bytes of a file (or a symlink's target)."""
+        """The bytes of a file (or a symlink's target).
+
+        :raises WrongObjectType: ``sha`` names something else (a crafted tree entry).
+        """
         cached = self._cached(sha)
         if isinstance(cached, bytes):
             return cached
-        kind, raw = self._object(sha)
-        if kind != b"blob":
-            raise GitError(f"object {sha} is a {kind.decode()}, not a file")
+        raw = self._typed(sha, b"blob")
         if len(raw) <= SMALL_FILE:
             self._remember(sha, raw, len(raw))
+        return raw
+
+    def _typed(self, sha: str, expected: bytes) -> bytes:
+        kind, raw = self._object(sha)
+        if kind != expected:
+            raise WrongObjectType(f"object {sha} is a {kind.decode()}, not a {expected.decode()}")
         return raw
 
     def root_tree(self, commit: str) -> str:
@@ -84,9 +99,11 @@ class ObjectReader:
 
     def _remember(self, sha: str, value: Listing | bytes, size: int) -> None:
         """Keep ``value``; the least recently used go once the cache holds too much (a big
-        directory's tree changes with every batch: its old versions must not pile up)."""
+        directory's tree changes with every batch: its old versions must not pile up). One
+        object too big for a quarter of the cache is not kept: it would push out the rest
+        (``HeadTree`` keeps what its batch walks through anyway)."""
         with self._lock:
-            if sha in self._cache:
+            if sha in self._cache or size > CACHE_BYTES // 4:
                 return
             self._cache[sha] = (value, size)
             self._cached_bytes += size
@@ -166,7 +183,11 @@ def _parse_tree(raw: bytes) -> Listing:
         nul = raw.index(b"\0", space)
         mode = int(raw[position:space], 8)
         name = os.fsdecode(raw[space + 1 : nul])
-        listing[name] = (mode, raw[nul + 1 : nul + 21].hex())
+        # git would read one entry and fast-import write the other: the tree this server
+        # checks and the one it changes would differ.
+        listing[name] = (
+            (DUPLICATE, "") if name in listing else (mode, raw[nul + 1 : nul + 21].hex())
+        )
         position = nul + 21
     return listing
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 
+from server.repo.git_objects import DUPLICATE
 from server.repo.git_objects import Listing
 from server.repo.git_objects import ObjectReader
+from server.repo.git_objects import WrongObjectType
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import UnsafePath
 from server.repo.safe_tree import join
@@ -27,10 +29,18 @@ class HeadTree:
     def __init__(self, objects: ObjectReader, commit: str | None) -> None:
         self._objects = objects
         self._root = objects.root_tree(commit) if commit else None
+        # Every directory this tree has walked through, kept for its lifetime (one batch):
+        # a huge planted directory is parsed once, whatever the shared cache keeps.
+        self._listings: dict[str, Listing] = {}
 
     def read(self, parts: Parts) -> bytes | None:
         sha = self.file_sha(parts)
-        return None if sha is None else self._objects.blob(sha)
+        if sha is None:
+            return None
+        try:
+            return self._objects.blob(sha)
+        except WrongObjectType:
+            raise UnsafePath(f"{join(parts)!r} is not a regular file") from None
 
     def file_sha(self, parts: Parts) -> str | None:
         """The object name of the file at ``parts``; None when nothing is there.
@@ -51,7 +61,10 @@ class HeadTree:
         entry = self._entry(parts)
         if entry is None or entry[0] != SYMLINK:
             return None
-        return os.fsdecode(self._objects.blob(entry[1]))
+        try:
+            return os.fsdecode(self._objects.blob(entry[1]))
+        except WrongObjectType:
+            raise UnsafePath(f"{join(parts)!r} is not a symlink git can read") from None
 
     def list(self, parts: Parts) -> list[str]:
         listing = self.directory(parts)
@@ -74,7 +87,7 @@ class HeadTree:
         """
         if self._root is None:
             return None
-        listing = self._objects.tree(self._root)
+        listing = self._tree(self._root, ())
         for end, name in enumerate(parts, start=1):
             entry = listing.get(name)
             if entry is None:
@@ -84,7 +97,17 @@ class HeadTree:
                     f"the manifest repository has a symlink or file at {join(parts[:end])!r} "
                     "where a directory is needed; refusing to go through it"
                 )
-            listing = self._objects.tree(entry[1])
+            listing = self._tree(entry[1], parts[:end])
+        return listing
+
+    def _tree(self, sha: str, parts: Parts) -> Listing:
+        listing = self._listings.get(sha)
+        if listing is None:
+            try:
+                listing = self._objects.tree(sha)
+            except WrongObjectType:
+                raise UnsafePath(f"{join(parts)!r} is not a directory git can read") from None
+            self._listings[sha] = listing
         return listing
 
     def _entry(self, parts: Parts) -> tuple[int, str] | None:
@@ -100,4 +123,4 @@ def blob_sha(content: bytes) -> str:
 
 
 def _is_file(mode: int) -> bool:
-    return mode & 0o170000 == 0o100000
+    return mode != DUPLICATE and mode & 0o170000 == 0o100000
