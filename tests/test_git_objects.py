@@ -82,6 +82,18 @@ def test_objects_made_after_the_reader_started_are_found(
     assert HeadTree(repo.objects, repo.head()).read(("a",)) == b"2"
 
 
+def hash_object(remote: Remote, content: bytes, *options: str) -> str:
+    """Write ``content`` into the remote's objects as is; its name."""
+    written = subprocess.run(
+        ["git", "hash-object", *options, "-w", "--stdin"],
+        cwd=remote.path,
+        input=content,
+        capture_output=True,
+        check=True,
+    )
+    return written.stdout.decode().strip()
+
+
 def crafted_commit(remote: Remote, entries: list[tuple[str, str, str]]) -> None:
     """Point the remote's branch at a commit whose root tree holds exactly ``entries``
     ((octal mode, name, sha), in this order, duplicates included): what a remote without
@@ -90,33 +102,13 @@ def crafted_commit(remote: Remote, entries: list[tuple[str, str, str]]) -> None:
         mode.encode() + b" " + name.encode() + b"\0" + bytes.fromhex(sha)
         for mode, name, sha in entries
     )
-    tree = (
-        subprocess.run(
-            ["git", "hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
-            cwd=remote.path,
-            input=raw,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .strip()
-    )
+    tree = hash_object(remote, raw, "-t", "tree", "--literally")
     commit = git("commit-tree", tree, "-m", "crafted", cwd=remote.path).strip()
     git("update-ref", "refs/heads/main", commit, cwd=remote.path)
 
 
 def write_blob(remote: Remote, content: bytes) -> str:
-    return (
-        subprocess.run(
-            ["git", "hash-object", "-w", "--stdin"],
-            cwd=remote.path,
-            input=content,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .strip()
-    )
+    return hash_object(remote, content)
 
 
 def test_a_name_a_tree_holds_twice_is_refused(bare_remote: Remote, tmp_path: Path) -> None:
