@@ -156,7 +156,7 @@ class BufferedTree(SafeTree):
         if parts:
             check_parts(parts)
         entry = self._state(parts) if parts else None
-        if isinstance(entry, (bytes, Link)):
+        if isinstance(entry, bytes | Link):
             raise UnsafePath(f"{join(parts)!r} is a file or symlink where a directory is needed")
         names = set(self.base.list(parts)) if entry is None else set()
         depth = len(parts)
@@ -174,7 +174,7 @@ class BufferedTree(SafeTree):
             entry = self._state(parts)
         except UnsafePath:
             return False
-        if isinstance(entry, (bytes, Link)):
+        if isinstance(entry, bytes | Link):
             return False
         if self._live_under(parts):
             return True
@@ -185,7 +185,7 @@ class BufferedTree(SafeTree):
         self._check_directories_above(parts)
         entry = self._state(parts)
         existed = self._live_under(parts) or (
-            isinstance(entry, (bytes, Link)) or (entry is None and self.base.exists(parts))
+            isinstance(entry, bytes | Link) or (entry is None and self.base.exists(parts))
         )
         if not existed:
             return None
