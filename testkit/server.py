@@ -41,13 +41,28 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Server:
-        """Start it and wait until /healthz answers 200."""
+        """Start it and wait until /healthz answers 200 from this process.
+
+        The port was free when it was chosen, not necessarily when gunicorn binds it: another
+        test's server may take it in between, and then /healthz answers from that server.
+        Healthy therefore means gunicorn said it listens; a port in use is retried on another.
+        """
+        for _ in range(5):
+            if self._start_once(timeout):
+                return self
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+        raise AssertionError(f"no free port after five tries:\n{self.log()}")
+
+    def _start_once(self, timeout: float) -> bool:
+        """Start on self.port; False when the port was taken before gunicorn could bind it."""
         env = {
             **os.environ,
             "KUBERPULT_DATA_DIR": str(self.data_dir),
             "KUBERPULT_RECOVERY_INTERVAL": "1",
             **self.env,
         }
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -66,13 +81,24 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited early:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass  # not listening yet, or the worker is still starting
+            printed = self._log_since(offset)
+            if "Connection in use" in printed:
+                self.process.kill()
+                self.process.wait()
+                return False
+            if f"Listening at: {self.url}" in printed:
+                try:
+                    if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                        return True
+                except requests.RequestException:
+                    pass  # the worker is still starting
             time.sleep(0.05)
         raise AssertionError(f"server did not become healthy:\n{self.log()}")
+
+    def _log_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def stop(self) -> None:
         """Stop gunicorn and its workers (and the gpg-agent of its keyring home, if any)."""
