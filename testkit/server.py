@@ -35,10 +35,14 @@ class Server:
         self.data_dir = data_dir
         self.env = env
         self.workers = workers
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.use_port(free_port())
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def use_port(self, port: int) -> None:
+        """Listen on ``port`` at the next start."""
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
 
     def start(self, timeout: float = 30) -> Server:
         """Start it and wait until /healthz answers 200 from this process.
@@ -50,8 +54,7 @@ class Server:
         for _ in range(5):
             if self._start_once(timeout):
                 return self
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
+            self.use_port(free_port())
         raise AssertionError(f"no free port after five tries:\n{self.log()}")
 
     def _start_once(self, timeout: float) -> bool:

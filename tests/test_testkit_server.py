@@ -46,7 +46,7 @@ def test_a_port_taken_by_another_server_is_not_mistaken_for_ours(
 ) -> None:
     remote = make_bare_remote(tmp_path / "remote.git")
     server = Server(tmp_path / "data", {**open_without_auth({}), "KUBERPULT_GIT_URL": remote.url})
-    server.port, server.url = taken_port, f"http://127.0.0.1:{taken_port}"
+    server.use_port(taken_port)
     try:
         server.start()
         assert server.port != taken_port
