@@ -14,9 +14,9 @@ from server.errors import INTERNAL_APPLY_ERROR
 from server.errors import Forbidden
 from server.models import StoredRelease
 from server.repo import layout
+from server.repo.commits import UnsafeIdentity
 from server.repo.git import GitError
 from server.repo.manifest_repo import ManifestRepo
-from server.repo.manifest_repo import UnsafeIdentity
 from server.repo.safe_tree import ApplyError
 from server.repo.safe_tree import SafeTree
 

@@ -15,9 +15,9 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from server.repo.buffered_tree import BufferedTree
+from server.repo.commits import CommitStream
 from server.repo.credentials import GitCredentials
 from server.repo.git import Git
 from server.repo.git import GitError
@@ -29,22 +29,6 @@ from server.repo.head_tree import HeadTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
-
-
-# fast-import deflates every object with a fresh zlib stream (about 256 KiB of state) and
-# frees it again; glibc then gives the top of the heap back to the system each time and
-# takes it again for the next object (a thousand brk calls and 7,000 page faults for a batch
-# of 16 releases). Keeping freed memory up to this much makes that batch's fast-import take
-# 14 ms of CPU instead of 33-42 ms (measured on this machine). The process is short-lived.
-FAST_IMPORT_ENV = {"MALLOC_TRIM_THRESHOLD_": str(64 * 1024 * 1024)}
-
-
-def _quote(path: str) -> str:
-    """A path as fast-import reads it (C-style quoting when it needs any)."""
-    if not any(c in path for c in ' "\\\n\t') and not path.startswith('"'):
-        return path
-    escaped = path.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return '"' + escaped.replace("\t", "\\t") + '"'
 
 
 class ManifestRepo:
@@ -135,7 +119,7 @@ class ManifestRepo:
     # -- committing and pushing --------------------------------------------------------------
 
     def commits(self, committer: tuple[str, str]) -> CommitStream:
-        """Start a batch of commits on the branch (made with one ``git fast-import``)."""
+        """Start a batch of commits on the branch (made at once, as one pack)."""
         return CommitStream(self, committer)
 
     def housekeeping(self, timeout: float) -> None:
@@ -293,104 +277,3 @@ def _entries(directory: Path) -> list[os.DirEntry[str]]:
         return list(os.scandir(directory))
     except FileNotFoundError:
         return []
-
-
-class UnsafeIdentity(ValueError):
-    """A commit identity holds a character that would end or corrupt its fast-import line."""
-
-
-_IDENTITY_FORBIDDEN = frozenset("<>\n\r\0")
-
-
-def _identity_line(kind: str, identity: tuple[str, str]) -> str:
-    name, email = identity
-    if _IDENTITY_FORBIDDEN & set(name + email):
-        raise UnsafeIdentity(f"the {kind} {name!r} <{email!r}> holds '<', '>', a newline or NUL")
-    return f"{kind} {name} <{email}>"
-
-
-class CommitStream:
-    """Commits written one by one into a fast-import stream on disk, then made at once.
-
-    Each commit captures its files as the tree holds them *when it is added* (a later commit
-    of the batch may change the same path), from memory (see ``BufferedTree``). No index,
-    no working tree.
-    """
-
-    def __init__(self, repo: ManifestRepo, committer: tuple[str, str]) -> None:
-        self.repo = repo
-        self.committer = committer
-        self.parent = repo.head()
-        self.count = 0
-        self.path = repo.path / ".git" / "kuberpult-import"
-        self.stream: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in finish()
-        self.now = int(time.time())
-
-    def add(self, message: str, author: tuple[str, str], paths: list[str]) -> None:
-        """One commit of ``paths`` (files, symlinks, or gone = deleted) with this message.
-
-        :raises UnsafeIdentity: an author or committer that would break the stream's lines.
-        """
-        # The message and every file travel as length-prefixed data; the identity lines are
-        # the only free text in the stream's syntax, so nothing but one plain line gets in.
-        author_line = _identity_line("author", author)
-        committer_line = _identity_line("committer", self.committer)
-        self.count += 1
-        encoded = message.encode()
-        write = self.stream.write
-        write(
-            f"commit refs/heads/{self.repo.branch}\nmark :{self.count}\n"
-            f"{author_line} {self.now} +0000\n"
-            f"{committer_line} {self.now} +0000\n"
-            f"data {len(encoded)}\n".encode()
-        )
-        write(encoded + b"\n")
-        if self.count == 1 and self.parent:
-            write(f"from {self.parent}\n".encode())
-        tree = self.repo.tree
-        for path in sorted(set(paths)):
-            quoted = _quote(path)
-            held = tree.entry(tuple(path.split("/")))
-            if isinstance(held, bytes):
-                write(f"M 100644 inline {quoted}\ndata {len(held)}\n".encode())
-                write(held)
-                write(b"\n")
-                continue
-            if isinstance(held, str):
-                target = held.encode()
-                write(f"M 120000 inline {quoted}\ndata {len(target)}\n".encode() + target + b"\n")
-                continue
-            if held is None:
-                write(f"D {quoted}\n".encode())
-            # UNCHANGED: the commit keeps what its parent holds there.
-        write(b"\n")
-        # What the batch writes next belongs to the next commit, or is dropped with it.
-        tree.commit()
-
-    def finish(self) -> list[str]:
-        """Make the commits; return their shas in order (none when nothing was added)."""
-        self.stream.close()
-        try:
-            if not self.count:
-                return []
-            marks = self.repo.path / ".git" / "kuberpult-marks"
-            # Keep what fast-import writes as one pack (unpacking it into loose objects costs
-            # a second process); housekeeping() consolidates the packs now and then.
-            with open(self.path, "rb") as stream:
-                self.repo.git.run(
-                    [
-                        "-c",
-                        "fastimport.unpackLimit=1",
-                        "fast-import",
-                        "--quiet",
-                        f"--export-marks={marks}",
-                    ],
-                    stdin=stream,
-                    env=FAST_IMPORT_ENV,
-                )
-            found = dict(line.split(" ", 1) for line in marks.read_text().split("\n") if line)
-            shas = [found[f":{mark}"].strip() for mark in range(1, self.count + 1)]
-            self.repo._head = shas[-1]
-            return shas
-        finally:
-            self.path.unlink(missing_ok=True)
