@@ -4,6 +4,7 @@ as ``git fast-import`` makes from the same changes, and a pack git itself accept
 from __future__ import annotations
 
 import random
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from server.repo.commits import CommitStream
 from server.repo.git import GitError
+from server.repo.git_objects import _parse_tree as parse_tree
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import UnsafePath
 from server.repo.tree_edit import UnsupportedTree
@@ -71,6 +73,16 @@ def make(
     return stream._by_fast_import() if stream.count else []
 
 
+def trees_of(repo: ManifestRepo, commit: str) -> list[str]:
+    """The names of every tree in ``commit``, its root first."""
+    listed = git(
+        "ls-tree", "-r", "-t", "--format=%(objecttype) %(objectname)", commit, cwd=repo.path
+    )
+    return [git("rev-parse", f"{commit}^{{tree}}", cwd=repo.path).strip()] + [
+        line.split()[1] for line in listed.splitlines() if line.startswith("tree ")
+    ]
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_the_pack_holds_the_commits_fast_import_makes(
     seed: int, bare_remote: Remote, tmp_path: Path
@@ -83,6 +95,13 @@ def test_the_pack_holds_the_commits_fast_import_makes(
     if made:
         assert git("rev-parse", "main", cwd=ours.path).strip() == made[-1]
     git("fsck", "--strict", "--no-dangling", cwd=ours.path)
+    # The trees the batch wrote are kept in the reader for the next batch: as git reads them.
+    for commit in made:
+        for sha in trees_of(ours, commit):
+            raw = subprocess.run(
+                ["git", "cat-file", "tree", sha], cwd=ours.path, capture_output=True, check=True
+            ).stdout
+            assert ours.objects.tree(sha) == parse_tree(raw)
     ours.push(30)
     assert bare_remote.head() == (made[-1] if made else theirs.head())
 

@@ -126,6 +126,8 @@ class CommitStream:
             parent = pack.add(COMMIT, header.encode() + commit.message)
             shas.append(parent)
         pack.write(repo.path / ".git" / "objects" / "pack")
+        for sha, listing, size in trees.written:
+            repo.objects.remember_tree(sha, listing, size)
         # Compare-and-swap: the branch moves only from the commit the batch started on.
         move_branch(repo.path / ".git", repo.branch, shas[-1], self.parent)
         return shas

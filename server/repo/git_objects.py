@@ -58,6 +58,10 @@ class ObjectReader:
         self._remember(sha, listing, len(raw) * _TREE_OVERHEAD)
         return listing
 
+    def remember_tree(self, sha: str, listing: Listing, raw_size: int) -> None:
+        """Keep a tree this worker has just written (the next batch starts on it)."""
+        self._remember(sha, listing, raw_size * _TREE_OVERHEAD)
+
     def blob(self, sha: str) -> bytes:
         """The bytes of a file (or a symlink's target).
 

@@ -36,6 +36,9 @@ class TreeEditor:
             (): self._load(root) if root else {}
         }
         self._changed: set[Parts] = set()
+        #: The trees written so far, as (name, entries, size): the reader may keep them once
+        #: they are on disk (see ``ObjectReader.remember_tree``).
+        self.written: list[tuple[str, Listing, int]] = []
 
     def set(self, parts: Parts, mode: int, sha: str) -> None:
         """Put a file or symlink (``mode``) with object ``sha`` at ``parts``."""
@@ -63,13 +66,19 @@ class TreeEditor:
                 continue
             parent = self._directories[parts[:-1]]
             if listing:
-                parent[parts[-1]] = (TREE, self._pack.add(TREE_OBJECT, serialize(listing)))
+                parent[parts[-1]] = (TREE, self._add(listing))
             else:
                 parent.pop(parts[-1], None)
                 del self._directories[parts]
-        self._root = self._pack.add(TREE_OBJECT, serialize(self._directories[()]))
+        self._root = self._add(self._directories[()])
         self._changed.clear()
         return self._root
+
+    def _add(self, listing: dict[str, tuple[int, str]]) -> str:
+        raw = serialize(listing)
+        sha = self._pack.add(TREE_OBJECT, raw)
+        self.written.append((sha, dict(listing), len(raw)))
+        return sha
 
     def _directory(self, parts: Parts, *, create: bool) -> dict[str, tuple[int, str]] | None:
         found = self._directories.get(parts)
