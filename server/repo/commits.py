@@ -80,6 +80,8 @@ class CommitStream:
 
         :raises UnsafeIdentity: an author or committer that would break its header line.
         """
+        # The identities are the only free text in a commit's header lines (the message comes
+        # after them, and files are objects of their own): nothing but one plain line gets in.
         author_line = _identity_line("author", author)
         committer_line = _identity_line("committer", self.committer)
         tree = self.repo.tree

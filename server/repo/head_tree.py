@@ -7,13 +7,14 @@ planted link can lead out of the repository, and there is no file system for any
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from server.repo.git_objects import DUPLICATE
 from server.repo.git_objects import Listing
 from server.repo.git_objects import ObjectReader
 from server.repo.git_objects import WrongObjectType
+from server.repo.packs import BLOB
+from server.repo.packs import object_name
 from server.repo.safe_tree import Parts
 from server.repo.safe_tree import UnsafePath
 from server.repo.safe_tree import join
@@ -117,9 +118,7 @@ class HeadTree:
 
 def blob_sha(content: bytes) -> str:
     """The name git gives a file holding ``content``."""
-    digest = hashlib.sha1(f"blob {len(content)}\0".encode(), usedforsecurity=False)
-    digest.update(content)
-    return digest.hexdigest()
+    return object_name(BLOB, content).hex()
 
 
 def _is_file(mode: int) -> bool:
