@@ -7,6 +7,7 @@ import base64
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -131,6 +132,12 @@ class Server:
             except ProcessLookupError:
                 pass
         self.process.wait()
+
+    def stored_releases(self, application: str) -> int:
+        """How many releases of ``application`` the server's SQLite store holds."""
+        with sqlite3.connect(self.data_dir / "kuberpult.sqlite3") as db:
+            query = "select count(*) from releases where application = ?"
+            return int(db.execute(query, [application]).fetchone()[0])
 
     def log(self) -> str:
         """What the server printed so far."""
