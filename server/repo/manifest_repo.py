@@ -9,6 +9,7 @@ cache, stale locks) are kept in one class.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -23,12 +24,15 @@ from server.repo.git import Git
 from server.repo.git import GitError
 from server.repo.git import NonFastForward
 from server.repo.git import PushRejected
+from server.repo.git import Result
 from server.repo.git import summarize
 from server.repo.git_objects import reader_for
 from server.repo.head_tree import HeadTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
+
+log = logging.getLogger(__name__)
 
 
 class ManifestRepo:
@@ -77,11 +81,37 @@ class ManifestRepo:
     def sync(self, timeout: float) -> None:
         """Make the clone's branch equal to the remote's: fetch and move the branch.
 
-        Also repairs what a killed git leaves behind (a stale lock file). An empty remote, or
-        one without our branch, gives an empty unborn branch. The clone has no working tree:
-        files an older version checked out, or anyone left there, are removed.
+        Also repairs what a killed git leaves behind (a stale lock file), and a clone that
+        cannot fetch from a remote that answers (an object its refs name is missing or
+        corrupt): that clone starts again from the remote. An empty remote, or one without
+        our branch, gives an empty unborn branch. The clone has no working tree: files an
+        older version checked out, or anyone left there, are removed.
         """
         self.tree.forget()
+        fetched = self._fetch(timeout)
+        if fetched.returncode != 0 and self._remote_has_branch(fetched, timeout):
+            # Nothing is lost with the clone: what the remote lacks, the store holds.
+            log.warning(
+                "the clone cannot fetch from a remote that answers (%s); it starts again "
+                "from the remote",
+                summarize(fetched.stderr),
+            )
+            self._start_over()
+            fetched = self._fetch(timeout)
+            if fetched.returncode != 0:
+                raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
+        tracking = f"refs/remotes/origin/{self.branch}"
+        self.git.run(["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
+        if fetched.returncode == 0:
+            self.git.run(["update-ref", f"refs/heads/{self.branch}", tracking])
+        else:
+            self.git.run(["update-ref", "-d", f"refs/heads/{self.branch}"], check=False)
+            self.git.run(["update-ref", "-d", tracking], check=False)
+        _remove_working_tree(self.path)
+        self._head = None
+
+    def _fetch(self, timeout: float) -> Result:
+        """The remote's branch into the tracking ref (the clone made first if it is not)."""
         if not (self.path / ".git").is_dir():
             self.git.run(["init", "-q"])
         # Under the repository lock no git of ours runs: a lock file a killed git left behind
@@ -90,27 +120,32 @@ class ManifestRepo:
         remotes = self.git.run(["remote"]).stdout.split()
         self.git.run(["remote", "set-url" if "origin" in remotes else "add", "origin", self.url])
         tracking = f"refs/remotes/origin/{self.branch}"
-        fetched = self.git.run(
+        return self.git.run(
             ["fetch", "-q", "--no-tags", "origin", f"+refs/heads/{self.branch}:{tracking}"],
             timeout=timeout,
             check=False,
         )
-        self.git.run(["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
-        if fetched.returncode == 0:
-            self.git.run(["update-ref", f"refs/heads/{self.branch}", tracking])
-        else:
-            # Either the remote is unreachable or it lacks the branch; only the second is fine.
-            probe = self.git.run(
-                ["ls-remote", "--exit-code", "--heads", "origin", f"refs/heads/{self.branch}"],
-                timeout=timeout,
-                check=False,
-            )
-            if probe.returncode != 2:
-                raise GitError(f"git fetch failed: {summarize(fetched.stderr or probe.stderr)}")
-            self.git.run(["update-ref", "-d", f"refs/heads/{self.branch}"], check=False)
-            self.git.run(["update-ref", "-d", tracking], check=False)
-        _remove_working_tree(self.path)
-        self._head = None
+
+    def _remote_has_branch(self, fetched: Result, timeout: float) -> bool:
+        """After a failed fetch: whether the remote answers and has the branch (then the
+        fault is the clone's); False when it lacks the branch. An unreachable remote raises."""
+        probe = self.git.run(
+            ["ls-remote", "--exit-code", "--heads", "origin", f"refs/heads/{self.branch}"],
+            timeout=timeout,
+            check=False,
+        )
+        if probe.returncode not in (0, 2):
+            raise GitError(f"git fetch failed: {summarize(fetched.stderr or probe.stderr)}")
+        return probe.returncode == 0
+
+    def _start_over(self) -> None:
+        """Move the clone's ``.git`` aside and delete it; the next fetch makes a new one. Other
+        workers' readers keep what they opened, and find the new objects by path. (What a
+        kill leaves of the old one goes with the working tree, at the end of the sync.)"""
+        broken = self.path / f".git-broken-{os.getpid()}-{time.time_ns()}"
+        (self.path / ".git").rename(broken)
+        shutil.rmtree(broken, ignore_errors=True)
+        self.objects.close()
 
     def discard_uncommitted(self) -> None:
         """Drop the changes since the last local commit (they were never written to disk)."""
