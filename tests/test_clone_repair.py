@@ -23,13 +23,17 @@ def pushed_clone(remote: Remote, where: Path) -> ManifestRepo:
     """A clone whose one commit is on the remote."""
     repo = ManifestRepo(where / "clone", remote.url, "main", where / "home")
     repo.sync(30)
-    path = repo.tree.write(("files", "one"), b"one\n")
+    commit_and_push(repo, "one")
+    return repo
+
+
+def commit_and_push(repo: ManifestRepo, name: str) -> None:
+    path = repo.tree.write(("files", name), f"{name}\n".encode())
     assert path
     stream = repo.commits(AUTHOR)
-    stream.add("one\n", AUTHOR, [path])
+    stream.add(f"{name}\n", AUTHOR, [path])
     stream.finish()
     repo.push(30)
-    return repo
 
 
 def break_branch(repo: ManifestRepo) -> Path:
@@ -55,12 +59,7 @@ def test_a_branch_naming_a_missing_object_makes_the_clone_start_again(
     assert not list(repo.path.glob(".git-broken-*"))
     git("fsck", "--strict", "--no-dangling", cwd=repo.path)
     # And it goes on: the next commit lands on the remote's.
-    path = repo.tree.write(("files", "two"), b"two\n")
-    assert path
-    stream = repo.commits(AUTHOR)
-    stream.add("two\n", AUTHOR, [path])
-    stream.finish()
-    repo.push(30)
+    commit_and_push(repo, "two")
     assert bare_remote.read("files/two") == b"two\n"
 
 
