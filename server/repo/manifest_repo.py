@@ -220,7 +220,7 @@ class ManifestRepo:
     def push(self, timeout: float) -> None:
         """Push the branch (never forced).
 
-        :raises NonFastForward: someone else pushed first.
+        :raises NonFastForward: someone else pushed first (or while ours was under way).
         :raises PushRejected: a hook or protection refused it.
         :raises GitError: anything else (network, permissions, timeout).
         """
@@ -239,11 +239,21 @@ class ManifestRepo:
             clear_stale_locks(local, REMOTE_STALE_LOCK_SECONDS)
         for line in result.stdout.splitlines():
             if line.startswith("!"):
-                if "[rejected]" in line:
+                if "[rejected]" in line or _lost_the_race(line + "\n" + result.stderr):
                     raise NonFastForward(line.split("\t")[-1])
                 reason = summarize(line.split("\t")[-1] + "\n" + result.stderr)
                 raise PushRejected(f"the remote rejected the push: {reason}")
         raise GitError(f"git push failed: {summarize(result.stderr)}")
+
+
+#: How remotes say that the branch moved between our push's start and its ref update
+#: (git: "cannot lock ref 'refs/heads/main': is at X but expected Y"; GitHub: "incorrect
+#: old value provided"): someone else's push won, as with a non-fast-forward.
+_RACE_SIGNS = ("but expected", "incorrect old value")
+
+
+def _lost_the_race(refusal: str) -> bool:
+    return any(sign in refusal for sign in _RACE_SIGNS)
 
 
 #: A lock file in our clone this old is stale (we hold the repository lock; our git is dead).
