@@ -3,12 +3,16 @@ that does not answer, or lacks the branch, never costs the clone."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from server.repo.git import GitError
+from server.repo.manifest_repo import START_OVER_SECONDS
 from server.repo.manifest_repo import ManifestRepo
 from testkit.remote import Remote
 from testkit.remote import git
@@ -81,6 +85,34 @@ def test_a_remote_without_the_branch_never_costs_the_clone(
     repo.sync(30)
     assert sentinel.exists()
     assert repo.head() is None
+
+
+def test_a_remote_that_fails_new_clones_too_is_not_cloned_again_and_again(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    repo = pushed_clone(bare_remote, tmp_path)
+    first = break_branch(repo)
+    # The remote keeps its refs but loses its objects: it answers, and no fetch can succeed.
+    objects = bare_remote.path / "objects"
+    for entry in objects.iterdir():
+        if entry.name not in ("info", "pack"):
+            shutil.rmtree(entry)
+    for pack in (objects / "pack").iterdir():
+        pack.unlink()
+    with pytest.raises(GitError, match="git fetch failed"):
+        repo.sync(30)
+    assert not first.exists()  # the first failure: a new clone was tried
+    second = repo.path / ".git" / "sentinel"
+    second.write_text("the new clone\n")
+    with pytest.raises(GitError, match="git fetch failed"):
+        repo.sync(30)
+    assert second.exists()  # a new clone failed the same way: not again so soon
+    marker = repo.path / ".git" / "kuberpult-lite-started-over"
+    long_ago = time.time() - START_OVER_SECONDS - 1
+    os.utime(marker, (long_ago, long_ago))
+    with pytest.raises(GitError, match="git fetch failed"):
+        repo.sync(30)
+    assert not second.exists()  # ... but once in a while
 
 
 def test_a_healthy_clone_is_kept(bare_remote: Remote, tmp_path: Path) -> None:

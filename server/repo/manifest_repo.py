@@ -31,6 +31,10 @@ from server.repo.head_tree import HeadTree
 
 # Kept inside .git so it is never committed; present only while the clone equals the remote.
 _CLEAN_MARKER = "kuberpult-lite-clean"
+# Kept inside .git too: when this clone was made anew because the old one could not fetch.
+_STARTED_OVER_MARKER = "kuberpult-lite-started-over"
+#: A clone made anew less than this long ago is not made anew again (see ``sync``).
+START_OVER_SECONDS = 600.0
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,10 @@ class ManifestRepo:
         self.tree.forget()
         fetched = self._fetch(timeout)
         if fetched.returncode != 0 and self._remote_has_branch(fetched, timeout):
+            if self._started_over_lately():
+                # A new clone failed the same way: the fault is the remote's, and cloning it
+                # again on every export would only fetch all of it each time.
+                raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
             # Nothing is lost with the clone: what the remote lacks, the store holds.
             log.warning(
                 "the clone cannot fetch from a remote that answers (%s); it starts again "
@@ -146,6 +154,15 @@ class ManifestRepo:
         (self.path / ".git").rename(broken)
         shutil.rmtree(broken, ignore_errors=True)
         self.objects.close()
+        self.git.run(["init", "-q"])
+        (self.path / ".git" / _STARTED_OVER_MARKER).touch()
+
+    def _started_over_lately(self) -> bool:
+        marker = self.path / ".git" / _STARTED_OVER_MARKER
+        try:
+            return time.time() - marker.stat().st_mtime < START_OVER_SECONDS
+        except FileNotFoundError:
+            return False
 
     def discard_uncommitted(self) -> None:
         """Drop the changes since the last local commit (they were never written to disk)."""
