@@ -72,6 +72,17 @@ def _status(
     }
 
 
+def _clean_here(repo: ManifestRepo, store: Store) -> bool:
+    """Whether the clone equals the remote: marked so, and no replica pushed another head
+    since (without this check the batch was committed on the old head, and only the push's
+    rejection sent it to fetch and commit again)."""
+    if not repo.take_clean_marker():
+        return False
+    status, _ = store.view("export")
+    pushed = status.get("head") if isinstance(status, dict) else None
+    return not isinstance(pushed, str) or pushed == (repo.head() or "")
+
+
 class EditNotPushed(Exception):
     """An edit could not be pushed; it was not applied."""
 
@@ -208,7 +219,7 @@ class Exporter:
         """Commit every release of ``batch`` and push once; None when done, else why not."""
         started = time.monotonic()
         repo = self._repo()
-        clean = repo.take_clean_marker()
+        clean = _clean_here(repo, store)
         last_failure = "no attempt finished"
         for _ in range(MAX_REDO):
             remaining = deadline - time.monotonic()
@@ -304,7 +315,9 @@ class Exporter:
         status: dict[str, object],
     ) -> None:
         """After a batch is on the remote: the store says so, and the clone is known clean."""
-        store.mark_pushed(applied.commits, applied.removed, status)
+        # The head this clone pushed: another replica's clone that is marked clean but holds
+        # another head syncs before it commits (see ``_clean_here``).
+        store.mark_pushed(applied.commits, applied.removed, {**status, "head": repo.head()})
         self._push_in_flight.unlink(missing_ok=True)
         if not applied.refusals:
             # After a refusal the clone stays unmarked: someone may repair what the
