@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 MAX_REDO = 5  # non-fast-forward rounds before giving up for this request
 # How far back recovery looks for Release-Id trailers: a few batches' worth of commits.
 RECENT_COMMITS = 500
+#: After a replica pushed, the others leave it the export lease this long (see
+#: ``Exporter._another_replicas_turn``).
+OTHER_REPLICAS_TURN = 0.1
 
 
 def _status(
@@ -169,16 +172,37 @@ class Exporter:
             seen = store.export_generation()
             if release_id is not None and store.release_state(release_id) != ExportState.PENDING:
                 return ExportReport()
-            with self.lock.held(time.monotonic()) as holding:
-                if holding:
-                    return self._export_locked(store, release_id, deadline, holding)
+            deferring = self._another_replicas_turn(store)
+            if not deferring:
+                with self.lock.held(time.monotonic()) as holding:
+                    if holding:
+                        return self._export_locked(store, release_id, deadline, holding)
             left = deadline - time.monotonic()
             if left <= 0:
                 return ExportReport("timed out waiting for the manifest repository lock")
             # Many waiters polling fast would eat the CPU the exporter needs; where the store
             # sends notifications, a finished push wakes them at once instead.
-            store.wait_for_export(seen, min(pause, left))
+            store.wait_for_export(seen, min(pause, left, deferring or pause))
             pause = min(pause * 1.5, store.WAITER_MAX_POLL)
+
+    def _another_replicas_turn(self, store: Store) -> float:
+        """Seconds this replica still leaves the export lease to the replica that pushed a
+        moment ago (0: none). That replica's clone is up to date and its clients come back
+        at once; taking the lease here would first fetch what it pushed (50 ms under P6's
+        load, in 18 of 29 batches). Its batch takes this replica's releases too."""
+        if not self.config.database_url:
+            return 0.0  # one replica: nobody else's turn
+        status, _ = store.view("export")
+        if not isinstance(status, dict) or not status.get("ok"):
+            return 0.0
+        replica, when = status.get("replica"), status.get("pushed_at_epoch")
+        if not isinstance(replica, str) or replica == self.config.replica_name:
+            return 0.0
+        if not isinstance(when, int | float):
+            return 0.0
+        age = time.time() - when
+        # A clock behind the other replica's sees a push from the future: no turn then.
+        return OTHER_REPLICAS_TURN - age if 0 <= age < OTHER_REPLICAS_TURN else 0.0
 
     def _export_locked(
         self, store: Store, release_id: int | None, deadline: float, holding: Holding
@@ -317,7 +341,16 @@ class Exporter:
         """After a batch is on the remote: the store says so, and the clone is known clean."""
         # The head this clone pushed: another replica's clone that is marked clean but holds
         # another head syncs before it commits (see ``_clean_here``).
-        store.mark_pushed(applied.commits, applied.removed, {**status, "head": repo.head()})
+        store.mark_pushed(
+            applied.commits,
+            applied.removed,
+            {
+                **status,
+                "head": repo.head(),
+                "replica": self.config.replica_name,
+                "pushed_at_epoch": time.time(),  # last_attempt_at is to the second only
+            },
+        )
         self._push_in_flight.unlink(missing_ok=True)
         if not applied.refusals:
             # After a refusal the clone stays unmarked: someone may repair what the
