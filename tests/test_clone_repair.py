@@ -1,5 +1,7 @@
-"""A clone that cannot fetch from a remote that answers starts again from the remote; a remote
-that does not answer, or lacks the branch, never costs the clone."""
+"""A clone that cannot fetch from a remote that answers is repaired: a ref naming an object it
+lacks is dropped, and a clone that still names a fault of its own starts again from the remote.
+A remote that does not answer, lacks the branch, or fails for another reason never costs the
+clone; nor does git ever reach a repository above the clone while it has none."""
 
 from __future__ import annotations
 
@@ -11,9 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from server.config import Config
+from server.repo.exporter import Exporter
+from server.repo.git import Git
 from server.repo.git import GitError
 from server.repo.manifest_repo import START_OVER_SECONDS
 from server.repo.manifest_repo import ManifestRepo
+from server.store import Store
+from server.store import open_store
 from testkit.remote import Remote
 from testkit.remote import git
 from testkit.server import Server
@@ -49,7 +56,7 @@ def break_branch(repo: ManifestRepo) -> Path:
     return sentinel
 
 
-def test_a_branch_naming_a_missing_object_makes_the_clone_start_again(
+def test_a_branch_naming_a_missing_object_is_dropped_and_fetched_again(
     bare_remote: Remote, tmp_path: Path
 ) -> None:
     repo = pushed_clone(bare_remote, tmp_path)
@@ -57,14 +64,89 @@ def test_a_branch_naming_a_missing_object_makes_the_clone_start_again(
     with pytest.raises(AssertionError, match="bad object"):  # git itself cannot fetch
         git("fetch", "-q", "origin", cwd=repo.path)
     repo.sync(30)
-    assert not sentinel.exists()
+    assert sentinel.exists()  # the clone was repaired, not made anew
     assert repo.head() == bare_remote.head()
     assert repo.tree.read(("files", "one")) == b"one\n"
-    assert not list(repo.path.glob(".git-broken-*"))
     git("fsck", "--strict", "--no-dangling", cwd=repo.path)
     # And it goes on: the next commit lands on the remote's.
     commit_and_push(repo, "two")
     assert bare_remote.read("files/two") == b"two\n"
+
+
+def corrupt_behind_branch(repo: ManifestRepo) -> None:
+    """Two local commits (a batch whose push never happened), the older one's object file
+    garbled: git reads it only when it walks past the branch's own commit, as a fetch does."""
+    tree = git("rev-parse", "HEAD^{tree}", cwd=repo.path).strip()
+    older = git("commit-tree", "-p", "HEAD", "-m", "older", tree, cwd=repo.path).strip()
+    newer = git("commit-tree", "-p", older, "-m", "newer", tree, cwd=repo.path).strip()
+    git("update-ref", "refs/heads/main", newer, cwd=repo.path)
+    garbled = repo.path / ".git" / "objects" / older[:2] / older[2:]
+    garbled.chmod(0o644)
+    garbled.write_bytes(b"garbage")
+
+
+def test_a_clone_with_a_corrupt_object_behind_its_branch_starts_again(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    repo = pushed_clone(bare_remote, tmp_path)
+    corrupt_behind_branch(repo)
+    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
+    sentinel = repo.path / ".git" / "sentinel"
+    sentinel.write_text("the old clone\n")
+    repo.sync(30)
+    assert not sentinel.exists()
+    assert repo.head() == bare_remote.head()
+    assert not list(repo.path.glob(".git-broken-*"))
+    git("fsck", "--strict", "--no-dangling", cwd=repo.path)
+
+
+def test_a_clone_made_anew_lately_is_not_made_anew_again(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    # A new clone that fails as the old one did points at the remote: cloning it again on
+    # every export would fetch all of it each time. Ten minutes later it is tried again.
+    repo = pushed_clone(bare_remote, tmp_path)
+    corrupt_behind_branch(repo)
+    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
+    marker = repo.path / ".git" / "kuberpult-lite-started-over"
+    marker.touch()  # as the last start-over leaves it
+    sentinel = repo.path / ".git" / "sentinel"
+    sentinel.write_text("the clone made lately\n")
+    with pytest.raises(GitError, match="is corrupt"):
+        repo.sync(30)
+    assert sentinel.exists()
+    long_ago = time.time() - START_OVER_SECONDS - 1
+    os.utime(marker, (long_ago, long_ago))
+    repo.sync(30)
+    assert not sentinel.exists()
+    assert repo.head() == bare_remote.head()
+
+
+def test_a_fetch_failing_for_another_reason_keeps_the_clone(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    repo = pushed_clone(bare_remote, tmp_path)
+    sentinel = repo.path / ".git" / "sentinel"
+    sentinel.write_text("the old clone\n")
+    bare_remote.push_files(tmp_path, {"files/two": "two\n"}, "someone else")
+    # The remote answers (its refs are listed) but cannot send them, as a remote that drops
+    # connections under load: its pack-objects fails (read from the server's own git config).
+    (tmp_path / "home" / ".gitconfig").write_text("[uploadpack]\n\tpackObjectsHook = false\n")
+    with pytest.raises(GitError, match="git fetch failed"):
+        repo.sync(30)
+    assert sentinel.exists()
+    (tmp_path / "home" / ".gitconfig").unlink()
+    repo.sync(30)
+    assert repo.head() == bare_remote.head()
+
+
+def test_git_never_reaches_a_repository_above_a_clone_without_one(tmp_path: Path) -> None:
+    git("init", "-q", str(tmp_path / "project"), cwd=tmp_path)
+    clone = tmp_path / "project" / "var" / "manifests-clone"
+    clone.mkdir(parents=True)
+    found = Git(clone, tmp_path / "home").run(["rev-parse", "--git-dir"], check=False)
+    assert found.returncode != 0, found.stdout
+    assert "not a git repository" in found.stderr
 
 
 def test_an_unreachable_remote_never_costs_the_clone(bare_remote: Remote, tmp_path: Path) -> None:
@@ -91,8 +173,12 @@ def test_a_remote_that_fails_new_clones_too_is_not_cloned_again_and_again(
     bare_remote: Remote, tmp_path: Path
 ) -> None:
     repo = pushed_clone(bare_remote, tmp_path)
-    first = break_branch(repo)
-    # The remote keeps its refs but loses its objects: it answers, and no fetch can succeed.
+    first = repo.path / ".git" / "sentinel"
+    first.write_text("the old clone\n")
+    # The clone is broken beyond its refs, so it tries a new clone; the remote keeps its
+    # refs but loses its objects: it answers, and the new clone's fetch fails too.
+    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
+    corrupt_behind_branch(repo)
     objects = bare_remote.path / "objects"
     for entry in objects.iterdir():
         if entry.name not in ("info", "pack"):
@@ -106,13 +192,7 @@ def test_a_remote_that_fails_new_clones_too_is_not_cloned_again_and_again(
     second.write_text("the new clone\n")
     with pytest.raises(GitError, match="git fetch failed"):
         repo.sync(30)
-    assert second.exists()  # a new clone failed the same way: not again so soon
-    marker = repo.path / ".git" / "kuberpult-lite-started-over"
-    long_ago = time.time() - START_OVER_SECONDS - 1
-    os.utime(marker, (long_ago, long_ago))
-    with pytest.raises(GitError, match="git fetch failed"):
-        repo.sync(30)
-    assert not second.exists()  # ... but once in a while
+    assert second.exists()  # the new clone is kept: it is the remote that fails
 
 
 def test_a_healthy_clone_is_kept(bare_remote: Remote, tmp_path: Path) -> None:
@@ -138,4 +218,46 @@ def test_the_server_answers_again_after_its_clone_broke(
     assert response.status_code == 201, response.text
     assert bare_remote.exists(f"applications/{first}/releases/1/environments/development")
     assert bare_remote.exists(f"applications/{second}/releases/1/environments/development")
-    assert "starts again from the remote" in server.log()
+    assert "name missing objects: dropped" in server.log()
+
+
+def stored_and_pushed(tmp_path: Path, remote: Remote) -> tuple[Exporter, Store]:
+    """An exporter and its store holding one release recorded as pushed (its files are not
+    on ``remote``)."""
+    (tmp_path / "data").mkdir()
+    config = Config.from_env(
+        {"KUBERPULT_DATA_DIR": str(tmp_path / "data"), "KUBERPULT_GIT_URL": remote.url}
+    )
+    store = open_store(config, pooled=False)
+    store.migrate()
+    with store.transaction():
+        store.save_application("pay", "team-a")
+        fields = {
+            "application": "pay",
+            "version": 1,
+            "author_name": "Ada",
+            "author_email": "ada@example.com",
+            "created_at": "2026-11-28T00:00:00Z",
+        }
+        release = store.insert_release(fields, {"production": b"a: 1\n"})
+    store.mark_pushed([(release, "a" * 40)])
+    return Exporter(config), store
+
+
+def test_a_clone_without_a_branch_marks_no_release_removed(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    # What a new clone whose fetch failed looks like: it says nothing about the remote.
+    exporter, store = stored_and_pushed(tmp_path, bare_remote)
+    exporter.adopt(store, time.monotonic() + 30)
+    assert store.pushed_in_repository() == {("pay", 1)}
+
+
+def test_a_clone_with_a_branch_marks_the_releases_it_lacks_removed(
+    bare_remote: Remote, tmp_path: Path
+) -> None:
+    bare_remote.push_files(tmp_path, {"README.md": "manifests\n"}, "initial")
+    exporter, store = stored_and_pushed(tmp_path, bare_remote)
+    exporter._repo().sync(30)
+    exporter.adopt(store, time.monotonic() + 30)
+    assert store.pushed_in_repository() == set()

@@ -31,9 +31,10 @@ def pushed_by_another_replica(server: Server, remote: Remote, tmp: Path, *, tell
             (status,) = db.execute(
                 "select json from repository_views where name = 'export'"
             ).fetchone()
+            recorded = {**json.loads(status), "head": head, "replica": "another"}
             db.execute(
                 "update repository_views set json = ? where name = 'export'",
-                [json.dumps({**json.loads(status), "head": head})],
+                [json.dumps(recorded)],
             )
 
 
@@ -65,22 +66,22 @@ def test_a_push_the_store_does_not_know_is_found_by_the_rejection(
     assert "remote moved" in server.log()
 
 
-def turn_left(tmp_path: Path, *, shared: bool, view: dict[str, object]) -> float:
-    """How long replica "b" leaves the lease to others, the store's export view being ``view``
-    (the view is read from a local store; only the configuration says the database is
-    shared)."""
+def turn_left(tmp_path: Path, *, shared: bool, view: Callable[[], dict[str, object]]) -> float:
+    """How long replica "b" leaves the lease to others, the store's export view being what
+    ``view`` makes (made last: "a moment ago" must still be one; the view is read from a
+    local store, only the configuration says the database is shared)."""
     env = {"KUBERPULT_DATA_DIR": str(tmp_path), "KUBERPULT_REPLICA_NAME": "b"}
     if shared:
         env["KUBERPULT_DATABASE_URL"] = "postgresql://kuberpult@127.0.0.1:1/none"
-    config = Config.from_env(env)
+    exporter = Exporter(Config.from_env(env))
     store = SqliteStore(tmp_path / "turns.sqlite3")
     store.migrate()
-    store.save_view("export", view)
-    return Exporter(config)._another_replicas_turn(store)
+    store.save_view("export", view())
+    return exporter._another_replicas_turn(store)
 
 
-def pushed(by: str, ago: float, ok: bool = True) -> dict[str, object]:
-    return {"ok": ok, "replica": by, "pushed_at_epoch": time.time() - ago}
+def pushed(by: str, ago: float, ok: bool = True) -> Callable[[], dict[str, object]]:
+    return lambda: {"ok": ok, "replica": by, "pushed_at_epoch": time.time() - ago}
 
 
 def test_a_replica_leaves_the_lease_to_the_one_that_just_pushed(tmp_path: Path) -> None:
@@ -100,9 +101,8 @@ def test_a_replica_leaves_the_lease_to_the_one_that_just_pushed(tmp_path: Path) 
 def test_no_turn_is_left_otherwise(
     tmp_path: Path, shared: bool, by: str, ago: float, ok: bool
 ) -> None:
-    # The view is made here, not at collection: "a moment ago" must still be one.
     assert turn_left(tmp_path, shared=shared, view=pushed(by, ago, ok)) == 0.0
 
 
 def test_a_view_from_before_replicas_recorded_themselves_leaves_no_turn(tmp_path: Path) -> None:
-    assert turn_left(tmp_path, shared=True, view={"ok": True, "batch_size": 3}) == 0.0
+    assert turn_left(tmp_path, shared=True, view=lambda: {"ok": True, "batch_size": 3}) == 0.0

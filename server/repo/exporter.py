@@ -75,14 +75,17 @@ def _status(
     }
 
 
-def _clean_here(repo: ManifestRepo, store: Store) -> bool:
-    """Whether the clone equals the remote: marked so, and no replica pushed another head
-    since (without this check the batch was committed on the old head, and only the push's
-    rejection sent it to fetch and commit again)."""
+def _clean_here(repo: ManifestRepo, store: Store, replica: str) -> bool:
+    """Whether the clone equals the remote: marked so, and no other replica's batch pushed
+    another head since (without this check the batch was committed on the old head, and only
+    the push's rejection sent it to fetch and commit again). Only batches record their head:
+    after an edit, or another tool's push, the rejection still tells."""
     if not repo.take_clean_marker():
         return False
     status, _ = store.view("export")
-    pushed = status.get("head") if isinstance(status, dict) else None
+    if not isinstance(status, dict) or status.get("replica") in (None, replica):
+        return True
+    pushed = status.get("head")
     return not isinstance(pushed, str) or pushed == (repo.head() or "")
 
 
@@ -140,8 +143,11 @@ class Exporter:
         """Adopt the clone's releases the store does not know (after a refused release's row
         was deleted, the repository's release under that number takes its place)."""
         with self.lock.held(deadline) as acquired:
-            if acquired:
-                mirror.adopt(self._repo(), store, self._committer)
+            repo = self._repo() if acquired else None
+            # A clone without a branch (a fetch that failed after it was made anew) says
+            # nothing about what the remote holds: every pushed release would read as removed.
+            if repo is not None and repo.head() is not None:
+                mirror.adopt(repo, store, self._committer)
 
     def housekeeping(self) -> None:
         """Let git roll up the clone's packs; beside any export, without the lock (see
@@ -243,7 +249,7 @@ class Exporter:
         """Commit every release of ``batch`` and push once; None when done, else why not."""
         started = time.monotonic()
         repo = self._repo()
-        clean = _clean_here(repo, store)
+        clean = _clean_here(repo, store, self.config.replica_name)
         last_failure = "no attempt finished"
         for _ in range(MAX_REDO):
             remaining = deadline - time.monotonic()

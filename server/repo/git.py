@@ -151,6 +151,10 @@ class Git:
             # Paths are data, never patterns: a name like '*' or ':(top)' means just itself.
             "GIT_LITERAL_PATHSPECS": "1",
             "LC_ALL": "C",
+            # Never a repository above this directory: while the clone has no .git (before
+            # its first init, or while a broken one is replaced) git would otherwise find
+            # the one the data directory sits in (the project's own checkout, by default).
+            "GIT_CEILING_DIRECTORIES": os.path.dirname(os.path.abspath(cwd)),
         }
         for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG_GLOBAL"):
             self.env.pop(name, None)

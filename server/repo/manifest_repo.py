@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 import weakref
@@ -94,20 +95,7 @@ class ManifestRepo:
         self.tree.forget()
         fetched = self._fetch(timeout)
         if fetched.returncode != 0 and self._remote_has_branch(fetched, timeout):
-            if self._started_over_lately():
-                # A new clone failed the same way: the fault is the remote's, and cloning it
-                # again on every export would only fetch all of it each time.
-                raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
-            # Nothing is lost with the clone: what the remote lacks, the store holds.
-            log.warning(
-                "the clone cannot fetch from a remote that answers (%s); it starts again "
-                "from the remote",
-                summarize(fetched.stderr),
-            )
-            self._start_over()
-            fetched = self._fetch(timeout)
-            if fetched.returncode != 0:
-                raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
+            fetched = self._repair(fetched, timeout)
         tracking = f"refs/remotes/origin/{self.branch}"
         self.git.run(["symbolic-ref", "HEAD", f"refs/heads/{self.branch}"])
         if fetched.returncode == 0:
@@ -145,6 +133,50 @@ class ManifestRepo:
         if probe.returncode not in (0, 2):
             raise GitError(f"git fetch failed: {summarize(fetched.stderr or probe.stderr)}")
         return probe.returncode == 0
+
+    def _repair(self, failed: Result, timeout: float) -> Result:
+        """After a fetch failed while the remote answers with the branch: first drop the
+        clone's refs that name an object it does not hold (what a lost write leaves; git
+        reads every ref to negotiate), then, if git still names a fault of the clone's own,
+        make the clone anew. A failure that names no such fault (the network) keeps it."""
+        broken = [ref for ref, sha in self._refs() if not self._holds_commit(sha)]
+        if broken:
+            log.warning("the clone's %s name missing objects: dropped", ", ".join(broken))
+            for ref in broken:
+                self.git.run(["update-ref", "-d", "--no-deref", ref], check=False)
+            # Their reflogs still name the missing objects (git fsck would say so); the
+            # server never reads a reflog.
+            shutil.rmtree(self.path / ".git" / "logs", ignore_errors=True)
+            failed = self._fetch(timeout)
+        if failed.returncode == 0:
+            return failed
+        if not _names_a_broken_clone(failed.stderr) or self._started_over_lately():
+            # A new clone failed the same way lately: the fault is the remote's, and cloning
+            # it again on every export would only fetch all of it each time.
+            raise GitError(f"git fetch failed: {summarize(failed.stderr)}")
+        # Nothing is lost with the clone: what the remote lacks, the store holds.
+        log.warning(
+            "the clone cannot fetch from a remote that answers (%s); it starts again "
+            "from the remote",
+            summarize(failed.stderr),
+        )
+        self._start_over()
+        fetched = self._fetch(timeout)
+        if fetched.returncode != 0:
+            raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
+        return fetched
+
+    def _refs(self) -> list[tuple[str, str]]:
+        listed = self.git.run(["for-each-ref", "--format=%(refname) %(objectname)"], check=False)
+        return [
+            (ref, sha)
+            for ref, _, sha in (line.partition(" ") for line in listed.stdout.splitlines())
+            if ref and sha
+        ]
+
+    def _holds_commit(self, sha: str) -> bool:
+        found = self.git.run(["cat-file", "-e", f"{sha}^{{commit}}"], check=False)
+        return found.returncode == 0
 
     def _start_over(self) -> None:
         """Move the clone's ``.git`` aside and delete it; the next fetch makes a new one. Other
@@ -256,21 +288,37 @@ class ManifestRepo:
             clear_stale_locks(local, REMOTE_STALE_LOCK_SECONDS)
         for line in result.stdout.splitlines():
             if line.startswith("!"):
-                if "[rejected]" in line or _lost_the_race(line + "\n" + result.stderr):
+                if "[rejected]" in line or _lost_the_race(line, result.stderr):
                     raise NonFastForward(line.split("\t")[-1])
                 reason = summarize(line.split("\t")[-1] + "\n" + result.stderr)
                 raise PushRejected(f"the remote rejected the push: {reason}")
         raise GitError(f"git push failed: {summarize(result.stderr)}")
 
 
-#: How remotes say that the branch moved between our push's start and its ref update
-#: (git: "cannot lock ref 'refs/heads/main': is at X but expected Y"; GitHub: "incorrect
-#: old value provided"): someone else's push won, as with a non-fast-forward.
-_RACE_SIGNS = ("but expected", "incorrect old value")
+#: How git says that the branch moved between our push's start and its ref update: the
+#: ref's status line, and the reason on stderr. A hook's refusal has another status line
+#: ("pre-receive hook declined"), whatever the hook prints.
+_RACE_STATUS = "(failed to update ref)"
+_RACE_REASON = re.compile(
+    r"cannot lock ref '[^']+': is at [0-9a-f]{40,64} but expected [0-9a-f]{40,64}"
+)
+#: GitHub's status line for the same race.
+_RACE_STATUS_GITHUB = "(incorrect old value provided)"
+
+#: What git says when the clone itself lacks or cannot read an object (not the remote).
+_BROKEN_CLONE_SIGNS = ("bad object", "is corrupt", "did not send all necessary objects")
 
 
-def _lost_the_race(refusal: str) -> bool:
-    return any(sign in refusal for sign in _RACE_SIGNS)
+def _lost_the_race(status: str, stderr: str) -> bool:
+    """Whether a refused ref update was a race with another push (then: fetch and apply
+    again), not a refusal."""
+    if _RACE_STATUS_GITHUB in status:
+        return True
+    return _RACE_STATUS in status and _RACE_REASON.search(stderr) is not None
+
+
+def _names_a_broken_clone(stderr: str) -> bool:
+    return any(sign in stderr for sign in _BROKEN_CLONE_SIGNS)
 
 
 #: A lock file in our clone this old is stale (we hold the repository lock; our git is dead).
