@@ -47,13 +47,18 @@ def commit_and_push(repo: ManifestRepo, name: str) -> None:
     repo.push(30)
 
 
+def sentinel_in(repo: ManifestRepo) -> Path:
+    """A file in the clone's .git that only a new clone loses."""
+    sentinel = repo.path / ".git" / "sentinel"
+    sentinel.write_text("the old clone\n")
+    return sentinel
+
+
 def break_branch(repo: ManifestRepo) -> Path:
     """Point the clone's branch at an object it does not hold (what a lost write leaves), and
     put a sentinel in its .git that only a new clone loses."""
     (repo.path / ".git" / "refs" / "heads" / "main").write_text(MISSING + "\n")
-    sentinel = repo.path / ".git" / "sentinel"
-    sentinel.write_text("the old clone\n")
-    return sentinel
+    return sentinel_in(repo)
 
 
 def test_a_branch_naming_a_missing_object_is_dropped_and_fetched_again(
@@ -85,14 +90,19 @@ def corrupt_behind_branch(repo: ManifestRepo) -> None:
     garbled.write_bytes(b"garbage")
 
 
+def corrupt_clone_behind_a_moved_remote(remote: Remote, tmp: Path) -> tuple[ManifestRepo, Path]:
+    """A clone with a corrupt object behind its branch, a remote that moved on (so a fetch
+    walks past it), and a sentinel in the clone's .git that only a new clone loses."""
+    repo = pushed_clone(remote, tmp)
+    corrupt_behind_branch(repo)
+    remote.push_files(tmp, {"files/three": "three\n"}, "someone else")
+    return repo, sentinel_in(repo)
+
+
 def test_a_clone_with_a_corrupt_object_behind_its_branch_starts_again(
     bare_remote: Remote, tmp_path: Path
 ) -> None:
-    repo = pushed_clone(bare_remote, tmp_path)
-    corrupt_behind_branch(repo)
-    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
-    sentinel = repo.path / ".git" / "sentinel"
-    sentinel.write_text("the old clone\n")
+    repo, sentinel = corrupt_clone_behind_a_moved_remote(bare_remote, tmp_path)
     repo.sync(30)
     assert not sentinel.exists()
     assert repo.head() == bare_remote.head()
@@ -105,13 +115,9 @@ def test_a_clone_made_anew_lately_is_not_made_anew_again(
 ) -> None:
     # A new clone that fails as the old one did points at the remote: cloning it again on
     # every export would fetch all of it each time. Ten minutes later it is tried again.
-    repo = pushed_clone(bare_remote, tmp_path)
-    corrupt_behind_branch(repo)
-    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
+    repo, sentinel = corrupt_clone_behind_a_moved_remote(bare_remote, tmp_path)
     marker = repo.path / ".git" / "kuberpult-lite-started-over"
     marker.touch()  # as the last start-over leaves it
-    sentinel = repo.path / ".git" / "sentinel"
-    sentinel.write_text("the clone made lately\n")
     with pytest.raises(GitError, match="is corrupt"):
         repo.sync(30)
     assert sentinel.exists()
@@ -126,8 +132,7 @@ def test_a_fetch_failing_for_another_reason_keeps_the_clone(
     bare_remote: Remote, tmp_path: Path
 ) -> None:
     repo = pushed_clone(bare_remote, tmp_path)
-    sentinel = repo.path / ".git" / "sentinel"
-    sentinel.write_text("the old clone\n")
+    sentinel = sentinel_in(repo)
     bare_remote.push_files(tmp_path, {"files/two": "two\n"}, "someone else")
     # The remote answers (its refs are listed) but cannot send them, as a remote that drops
     # connections under load: its pack-objects fails (read from the server's own git config).
@@ -172,13 +177,9 @@ def test_a_remote_without_the_branch_never_costs_the_clone(
 def test_a_remote_that_fails_new_clones_too_is_not_cloned_again_and_again(
     bare_remote: Remote, tmp_path: Path
 ) -> None:
-    repo = pushed_clone(bare_remote, tmp_path)
-    first = repo.path / ".git" / "sentinel"
-    first.write_text("the old clone\n")
     # The clone is broken beyond its refs, so it tries a new clone; the remote keeps its
     # refs but loses its objects: it answers, and the new clone's fetch fails too.
-    bare_remote.push_files(tmp_path, {"files/three": "three\n"}, "someone else")
-    corrupt_behind_branch(repo)
+    repo, first = corrupt_clone_behind_a_moved_remote(bare_remote, tmp_path)
     objects = bare_remote.path / "objects"
     for entry in objects.iterdir():
         if entry.name not in ("info", "pack"):
