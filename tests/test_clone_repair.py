@@ -262,3 +262,24 @@ def test_a_clone_with_a_branch_marks_the_releases_it_lacks_removed(
     exporter._repo().sync(30)
     exporter.adopt(store, time.monotonic() + 30)
     assert store.pushed_in_repository() == set()
+
+
+def test_a_clone_lacking_an_object_its_trees_name_starts_again(
+    start_server: Callable[..., Server], bare_remote: Remote
+) -> None:
+    # A fetch does not notice: git trusts that it holds what its branch reaches. Only the
+    # batch that reads the lost object does.
+    server = start_server(bare_remote)
+    app = unique_app()
+    assert server.release(app, {"development": b"kind: A\n"}).status_code == 201
+    packs = server.data_dir / "manifests-clone" / ".git" / "objects" / "pack"
+    first = set(packs.glob("pack-*"))
+    assert server.release(unique_app(), {"development": b"kind: B\n"}).status_code == 201
+    server.stop()
+    for lost in first:  # the first batch's pack: the app's releases directory was only there
+        lost.unlink()
+    server.start()
+    response = server.release(app, {"development": b"kind: C\n"})
+    assert response.status_code == 201, response.text
+    assert bare_remote.exists(f"applications/{app}/releases/2/environments/development")
+    assert "the clone lacks objects" in server.log()

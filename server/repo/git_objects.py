@@ -31,6 +31,11 @@ Listing = dict[str, tuple[int, str]]
 DUPLICATE = -1
 
 
+class MissingObject(GitError):
+    """The clone lacks an object its own trees name (a lost write, a pack deleted): a fetch
+    does not notice, as git trusts that it holds what its branch reaches."""
+
+
 class WrongObjectType(GitError):
     """An object is not of the type its tree entry says (a crafted tree)."""
 
@@ -154,7 +159,7 @@ def _answer(stdout: IO[bytes], name: str) -> tuple[bytes, bytes]:
         raise EOFError
     fields = header.split()
     if len(fields) == 2 and fields[1] == b"missing":
-        raise GitError(f"git object {name} is missing from the clone")
+        raise MissingObject(f"git object {name} is missing from the clone")
     if len(fields) != 3:
         raise GitError(f"unexpected answer from git cat-file: {header[:100]!r}")
     size = int(fields[2])

@@ -166,6 +166,15 @@ class ManifestRepo:
             raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
         return fetched
 
+    def start_over_unless_lately(self, reason: str) -> bool:
+        """Make the clone anew at the next sync, unless that was done lately (then False): it
+        lacks an object a fetch would not bring back (see ``git_objects.MissingObject``)."""
+        if self._started_over_lately():
+            return False
+        log.warning("the clone lacks objects (%s); it starts again from the remote", reason)
+        self._start_over()
+        return True
+
     def _refs(self) -> list[tuple[str, str]]:
         listed = self.git.run(["for-each-ref", "--format=%(refname) %(objectname)"], check=False)
         return [

@@ -7,6 +7,7 @@ import logging
 
 from server.repo import adoption
 from server.repo.environments import read_config
+from server.repo.git_objects import MissingObject
 from server.repo.manifest_repo import ManifestRepo
 from server.repo.safe_tree import ApplyError
 from server.repo.view import environments_view
@@ -20,8 +21,17 @@ def sync(repo: ManifestRepo, store: Store, author: tuple[str, str], timeout: flo
     """Reset the clone to the remote, adopt releases someone else wrote, and refresh the
     mirror of environment configs."""
     repo.sync(timeout)
-    adopt(repo, store, author)
-    record_environments(repo, store)
+    try:
+        adopt(repo, store, author)
+        record_environments(repo, store)
+    except MissingObject as error:
+        # The fetch did not notice (git trusts that it holds what its branch reaches); a new
+        # clone brings every object.
+        if not repo.start_over_unless_lately(str(error)):
+            raise
+        repo.sync(timeout)
+        adopt(repo, store, author)
+        record_environments(repo, store)
 
 
 def adopt(repo: ManifestRepo, store: Store, author: tuple[str, str]) -> None:
