@@ -143,10 +143,12 @@ class Exporter:
         """Adopt the clone's releases the store does not know (after a refused release's row
         was deleted, the repository's release under that number takes its place)."""
         with self.lock.held(deadline) as acquired:
-            repo = self._repo() if acquired else None
+            if not acquired:
+                return
+            repo = self._repo()
             # A clone without a branch (a fetch that failed after it was made anew) says
             # nothing about what the remote holds: every pushed release would read as removed.
-            if repo is not None and repo.head() is not None:
+            if repo.head() is not None:
                 mirror.adopt(repo, store, self._committer)
 
     def housekeeping(self) -> None:

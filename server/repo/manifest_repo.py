@@ -150,28 +150,27 @@ class ManifestRepo:
             failed = self._fetch(timeout)
         if failed.returncode == 0:
             return failed
-        if not _names_a_broken_clone(failed.stderr) or self._started_over_lately():
-            # A new clone failed the same way lately: the fault is the remote's, and cloning
-            # it again on every export would only fetch all of it each time.
+        if not _names_a_broken_clone(failed.stderr) or not self.start_over_unless_lately(
+            summarize(failed.stderr)
+        ):
             raise GitError(f"git fetch failed: {summarize(failed.stderr)}")
-        # Nothing is lost with the clone: what the remote lacks, the store holds.
-        log.warning(
-            "the clone cannot fetch from a remote that answers (%s); it starts again "
-            "from the remote",
-            summarize(failed.stderr),
-        )
-        self._start_over()
         fetched = self._fetch(timeout)
         if fetched.returncode != 0:
             raise GitError(f"git fetch failed: {summarize(fetched.stderr)}")
         return fetched
 
     def start_over_unless_lately(self, reason: str) -> bool:
-        """Make the clone anew at the next sync, unless that was done lately (then False): it
-        lacks an object a fetch would not bring back (see ``git_objects.MissingObject``)."""
+        """Make the clone anew at the next fetch, unless that was done lately (then False): it
+        lacks or cannot read an object, and a fetch into it would not bring that back (see
+        also ``git_objects.MissingObject``). A new clone that failed the same way lately
+        points at the remote: cloning it again on every export would fetch all of it each
+        time. Nothing is lost with the clone: what the remote lacks, the store holds."""
         if self._started_over_lately():
             return False
-        log.warning("the clone lacks objects (%s); it starts again from the remote", reason)
+        log.warning(
+            "the clone lacks objects or cannot read them (%s); it starts again from the remote",
+            reason,
+        )
         self._start_over()
         return True
 

@@ -20,18 +20,20 @@ log = logging.getLogger(__name__)
 def sync(repo: ManifestRepo, store: Store, author: tuple[str, str], timeout: float) -> None:
     """Reset the clone to the remote, adopt releases someone else wrote, and refresh the
     mirror of environment configs."""
-    repo.sync(timeout)
     try:
-        adopt(repo, store, author)
-        record_environments(repo, store)
+        _sync_once(repo, store, author, timeout)
     except MissingObject as error:
         # The fetch did not notice (git trusts that it holds what its branch reaches); a new
         # clone brings every object.
         if not repo.start_over_unless_lately(str(error)):
             raise
-        repo.sync(timeout)
-        adopt(repo, store, author)
-        record_environments(repo, store)
+        _sync_once(repo, store, author, timeout)
+
+
+def _sync_once(repo: ManifestRepo, store: Store, author: tuple[str, str], timeout: float) -> None:
+    repo.sync(timeout)
+    adopt(repo, store, author)
+    record_environments(repo, store)
 
 
 def adopt(repo: ManifestRepo, store: Store, author: tuple[str, str]) -> None:
